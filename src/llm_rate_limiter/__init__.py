@@ -1,0 +1,74 @@
+# SPDX-License-Identifier: MIT
+"""
+llm_rate_limiter: make LLM API calls survive rate limits, outages and flaky networks.
+
+Rate limiting (requests, tokens, concurrency), circuit breaking, retries with
+jittered exponential backoff, fallbacks between providers, and a metrics
+collector that scores each provider's health and recommends fixes.
+"""
+
+from __future__ import annotations
+
+from ._clock import SYSTEM_CLOCK, Clock, SystemClock
+from ._errors import (
+    RETRYABLE_BY_DEFAULT,
+    RetryErrorType,
+    classify_error,
+    classify_error_for_retry,
+    classify_status,
+    is_retryable,
+)
+from ._headers import (
+    RateLimitHeaders,
+    parse_duration,
+    parse_rate_limit_headers,
+    parse_retry_after,
+)
+from ._hooks import NULL_HOOK, CallOutcome, MetricsHook, NullHook
+from .exceptions import (
+    AllProvidersFailedError,
+    CircuitOpenError,
+    ClientClosedError,
+    ConfigurationError,
+    DeadlineExceededError,
+    LLMRateLimiterError,
+    RateLimitTimeoutError,
+    RequestTooLargeError,
+)
+
+__all__ = [
+    "NULL_HOOK",
+    "RETRYABLE_BY_DEFAULT",
+    "SYSTEM_CLOCK",
+    "AllProvidersFailedError",
+    "CallOutcome",
+    "CircuitOpenError",
+    "ClientClosedError",
+    "Clock",
+    "ConfigurationError",
+    "DeadlineExceededError",
+    "LLMRateLimiterError",
+    "MetricsHook",
+    "NullHook",
+    "RateLimitHeaders",
+    "RateLimitTimeoutError",
+    "RequestTooLargeError",
+    "RetryErrorType",
+    "SystemClock",
+    "classify_error",
+    "classify_error_for_retry",
+    "classify_status",
+    "is_retryable",
+    "parse_duration",
+    "parse_rate_limit_headers",
+    "parse_retry_after",
+]
+
+
+def __getattr__(name: str) -> str:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("llm-rate-limiter")
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -1,0 +1,149 @@
+# SPDX-License-Identifier: MIT
+"""
+The library's exceptions.
+
+Errors raised by the provider SDK (``openai.RateLimitError`` and friends) pass
+through unchanged; these are the library's own::
+
+    LLMRateLimiterError
+    ├── ConfigurationError (also ValueError)
+    ├── CircuitOpenError
+    ├── RateLimitTimeoutError (also TimeoutError)
+    ├── RequestTooLargeError
+    ├── DeadlineExceededError (also TimeoutError)
+    ├── ClientClosedError (also RuntimeError)
+    └── AllProvidersFailedError
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AllProvidersFailedError",
+    "CircuitOpenError",
+    "ClientClosedError",
+    "ConfigurationError",
+    "DeadlineExceededError",
+    "LLMRateLimiterError",
+    "RateLimitTimeoutError",
+    "RequestTooLargeError",
+]
+
+
+class LLMRateLimiterError(Exception):
+    """
+    Base class of every exception the library raises itself.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class ConfigurationError(LLMRateLimiterError, ValueError):
+    """
+    An impossible setting, raised at construction; the message names the setting.
+
+    Attributes:
+        setting: The name of the offending setting.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, setting: str, message: str) -> None:
+        self.setting = setting
+        super().__init__(f"{setting}: {message}")
+
+
+class CircuitOpenError(LLMRateLimiterError):
+    """
+    The service's circuit breaker is open (or its half-open trial slots are taken).
+
+    Attributes:
+        service: The service whose breaker refused the call.
+        retry_after: Seconds until a trial call will be allowed (0 when half-open).
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, service: str, retry_after: float) -> None:
+        self.service = service
+        self.retry_after = max(0.0, retry_after)
+        super().__init__(
+            f"circuit breaker for {service!r} is open; next trial call in {self.retry_after:.2f}s"
+        )
+
+
+class RateLimitTimeoutError(LLMRateLimiterError, TimeoutError):
+    """
+    Acquiring rate-limit capacity would take longer than allowed (``max_wait``).
+
+    Attributes:
+        service: The service whose limiter refused the call.
+        predicted_wait: The wait the limiter predicted, in seconds.
+        max_wait: The longest wait allowed, in seconds.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, service: str, predicted_wait: float, max_wait: float) -> None:
+        self.service = service
+        self.predicted_wait = predicted_wait
+        self.max_wait = max_wait
+        super().__init__(
+            f"rate limiter for {service!r} would wait {predicted_wait:.2f}s, "
+            f"more than max_wait={max_wait:.2f}s"
+        )
+
+
+class RequestTooLargeError(LLMRateLimiterError):
+    """
+    A request costs more tokens than the limiter's bucket can ever hold.
+
+    Attributes:
+        service: The service whose limits the request exceeds.
+        tokens: The request's estimated cost.
+        capacity: The largest cost the bucket admits.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, service: str, tokens: float, capacity: float) -> None:
+        self.service = service
+        self.tokens = tokens
+        self.capacity = capacity
+        super().__init__(
+            f"request to {service!r} needs {tokens:.0f} tokens but the bucket holds "
+            f"at most {capacity:.0f}; it can never be admitted"
+        )
+
+
+class DeadlineExceededError(LLMRateLimiterError, TimeoutError):
+    """
+    The call's total time budget ran out before it could succeed.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class ClientClosedError(LLMRateLimiterError, RuntimeError):
+    """
+    The client was used after it was closed.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class AllProvidersFailedError(LLMRateLimiterError):
+    """
+    Every provider of a fallback chain failed; ``errors`` maps provider to its error.
+
+    The last provider's error is also the ``__cause__``.
+
+    Attributes:
+        errors: Each provider tried, in order, with the exception it ended with.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, errors: dict[str, BaseException]) -> None:
+        self.errors = errors
+        parts = ", ".join(f"{name}: {type(exc).__name__}" for name, exc in errors.items())
+        super().__init__(f"all providers failed ({parts})")
