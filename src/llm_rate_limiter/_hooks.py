@@ -53,6 +53,11 @@ class MetricsHook(Protocol):
     def cooldown_started(self, service: str, seconds: float) -> None:
         """The provider's limiter paused for *seconds* (Retry-After or exhausted headers)."""
 
+    def server_limits_seen(
+        self, service: str, limit_requests: float | None, limit_tokens: float | None
+    ) -> None:
+        """A response announced the provider's real limits (``x-ratelimit-limit-*``)."""
+
     def tokens_used(self, service: str, estimated: float, used: float | None) -> None:
         """A response reconciled the estimate *estimated* with *used* (None: no usage)."""
 
@@ -110,6 +115,11 @@ class NullHook:
         """Ignore."""
 
     def cooldown_started(self, service: str, seconds: float) -> None:
+        """Ignore."""
+
+    def server_limits_seen(
+        self, service: str, limit_requests: float | None, limit_tokens: float | None
+    ) -> None:
         """Ignore."""
 
     def tokens_used(self, service: str, estimated: float, used: float | None) -> None:
