@@ -1,0 +1,31 @@
+# SPDX-License-Identifier: MIT
+from __future__ import annotations
+
+from importlib import metadata
+
+import pytest
+
+import llm_rate_limiter
+
+
+def test_version() -> None:
+    """__version__ is the installed distribution's version."""
+    assert metadata.version("llm-rate-limiter") == llm_rate_limiter.__version__
+
+
+def test_unknown_attribute() -> None:
+    """Unknown attributes raise AttributeError naming them."""
+    with pytest.raises(AttributeError, match="no_such_thing"):
+        _ = llm_rate_limiter.no_such_thing  # type: ignore[attr-defined]
+
+
+def test_py_typed_shipped() -> None:
+    """The package ships py.typed."""
+    files = metadata.files("llm-rate-limiter") or []
+    assert any(str(f).endswith("py.typed") for f in files) or _editable()
+
+
+def _editable() -> bool:
+    from pathlib import Path
+
+    return (Path(llm_rate_limiter.__file__).parent / "py.typed").exists()
