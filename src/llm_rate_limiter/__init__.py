@@ -25,8 +25,11 @@ from ._headers import (
     parse_retry_after,
 )
 from ._hooks import NULL_HOOK, CallOutcome, MetricsHook, NullHook
+from ._retry import Retrier, retry_with_backoff
+from ._retry_backoff import calculate_backoff_delay
+from ._retry_policy import RetryBudget, RetryPolicy
+from ._retry_stats import RetryCallStats, RetryStatistics
 from .exceptions import (
-    AllProvidersFailedError,
     CircuitOpenError,
     ClientClosedError,
     ConfigurationError,
@@ -34,13 +37,13 @@ from .exceptions import (
     LLMRateLimiterError,
     RateLimitTimeoutError,
     RequestTooLargeError,
+    StreamInterruptedError,
 )
 
 __all__ = [
     "NULL_HOOK",
     "RETRYABLE_BY_DEFAULT",
     "SYSTEM_CLOCK",
-    "AllProvidersFailedError",
     "CallOutcome",
     "CircuitOpenError",
     "ClientClosedError",
@@ -53,8 +56,15 @@ __all__ = [
     "RateLimitHeaders",
     "RateLimitTimeoutError",
     "RequestTooLargeError",
+    "Retrier",
+    "RetryBudget",
+    "RetryCallStats",
     "RetryErrorType",
+    "RetryPolicy",
+    "RetryStatistics",
+    "StreamInterruptedError",
     "SystemClock",
+    "calculate_backoff_delay",
     "classify_error",
     "classify_error_for_retry",
     "classify_status",
@@ -62,6 +72,7 @@ __all__ = [
     "parse_duration",
     "parse_rate_limit_headers",
     "parse_retry_after",
+    "retry_with_backoff",
 ]
 
 

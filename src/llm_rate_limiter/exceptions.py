@@ -12,13 +12,12 @@ through unchanged; these are the library's own::
     ├── RequestTooLargeError
     ├── DeadlineExceededError (also TimeoutError)
     ├── ClientClosedError (also RuntimeError)
-    └── AllProvidersFailedError
+    └── StreamInterruptedError
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "AllProvidersFailedError",
     "CircuitOpenError",
     "ClientClosedError",
     "ConfigurationError",
@@ -26,6 +25,7 @@ __all__ = [
     "LLMRateLimiterError",
     "RateLimitTimeoutError",
     "RequestTooLargeError",
+    "StreamInterruptedError",
 ]
 
 
@@ -131,19 +131,23 @@ class ClientClosedError(LLMRateLimiterError, RuntimeError):
     """
 
 
-class AllProvidersFailedError(LLMRateLimiterError):
+class StreamInterruptedError(LLMRateLimiterError):
     """
-    Every provider of a fallback chain failed; ``errors`` maps provider to its error.
+    A stream failed after its first chunk, so it could not be retried.
 
-    The last provider's error is also the ``__cause__``.
+    The original error is the ``__cause__``.
 
     Attributes:
-        errors: Each provider tried, in order, with the exception it ended with.
+        service: The provider whose stream broke.
+        kind: The classification of the original error (a `RetryErrorType`).
+        chunks: How many chunks had been delivered.
 
     .. versionadded:: 0.1.0
     """
 
-    def __init__(self, errors: dict[str, BaseException]) -> None:
-        self.errors = errors
-        parts = ", ".join(f"{name}: {type(exc).__name__}" for name, exc in errors.items())
-        super().__init__(f"all providers failed ({parts})")
+    def __init__(self, service: str, kind: object, chunks: int) -> None:
+        self.service = service
+        self.kind = kind
+        self.chunks = chunks
+        value = getattr(kind, "value", kind)
+        super().__init__(f"stream from {service!r} failed after {chunks} chunks ({value})")

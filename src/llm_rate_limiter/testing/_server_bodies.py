@@ -41,7 +41,9 @@ _ERRORS: dict[str, tuple[str, str | None, str, str]] = {
         "insufficient_quota",
         "insufficient_quota",
         "exceeded_current_quota_error",
-        "You exceeded your current quota, please check your plan and billing details.",
+        "You exceeded your current quota, please check your plan and billing details. "
+        "For more information on this error, read the docs: "
+        "https://platform.openai.com/docs/guides/error-codes/api-errors.",
     ),
     "unauthorized": (
         "invalid_request_error",
@@ -83,6 +85,8 @@ def format_duration(seconds: float) -> str:
     .. versionadded:: 0.1.0
     """
     seconds = max(0.0, seconds)
+    if seconds == 0.0:
+        return "0s"
     if seconds < 1.0:
         ms = math.ceil(seconds * 1000.0)
         return f"{ms}ms" if ms < 1000 else "1s"
@@ -105,9 +109,7 @@ def estimate_prompt_tokens(messages: object) -> int:
     for message in messages:
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, list):
-            text = "".join(
-                part.get("text", "") for part in content if isinstance(part, dict)
-            )
+            text = "".join(part.get("text", "") for part in content if isinstance(part, dict))
         else:
             text = content if isinstance(content, str) else ""
         total += math.ceil(len(text) / 4) + 4
@@ -135,9 +137,7 @@ def _usage(prompt: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
-def completion(
-    ident: str, created: int, model: str, prompt: int, completion_tokens: int
-) -> bytes:
+def completion(ident: str, created: int, model: str, prompt: int, completion_tokens: int) -> bytes:
     """A ``chat.completion`` document of *completion_tokens* words."""
     doc = {
         "id": ident,

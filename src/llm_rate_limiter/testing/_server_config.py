@@ -100,7 +100,9 @@ class FaultConfig:
 
     def __post_init__(self) -> None:
         for name in _OPTIONAL_RATES:
-            value = check_number(name, getattr(self, name), minimum=0.0, inclusive=False, allow_none=True)
+            value = check_number(
+                name, getattr(self, name), minimum=0.0, inclusive=False, allow_none=True
+            )
             object.__setattr__(self, name, value)
         for a, b in (("rpm", "rps"), ("tpm", "tps")):
             if getattr(self, a) is not None and getattr(self, b) is not None:

@@ -71,7 +71,9 @@ class AbortResponse:
         """Send what there is to send, then abort."""
         if self.events:
             kind = [_JSON] if self.json_body else _SSE
-            await send({"type": "http.response.start", "status": 200, "headers": kind + self.headers})
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": kind + self.headers}
+            )
             for event in self.events:
                 await send({"type": "http.response.body", "body": event, "more_body": True})
         await abort_connection(scope)
@@ -80,9 +82,12 @@ class AbortResponse:
 class HangResponse:
     """Answer nothing until the client leaves, *release* is set or *seconds* pass; then drop."""
 
-    def __init__(self, release: asyncio.Event, seconds: float) -> None:
+    def __init__(
+        self, release: asyncio.Event, seconds: float, on_close: Callable[[], None]
+    ) -> None:
         self.release = release
         self.seconds = seconds
+        self.on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Wait, then close the connection."""
@@ -98,6 +103,7 @@ class HangResponse:
             for waiter in waiters:
                 with contextlib.suppress(asyncio.CancelledError):
                     await waiter
+            self.on_close()
         await abort_connection(scope)
 
 
@@ -122,7 +128,9 @@ class EventStreamResponse:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Send every event as its own body part."""
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": _SSE + self.headers})
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": _SSE + self.headers}
+            )
             for event in self.events:
                 await send({"type": "http.response.body", "body": event, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})

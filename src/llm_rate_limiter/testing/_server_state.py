@@ -99,6 +99,7 @@ class ServerState:
 
     def reset(self) -> None:
         """Zero the counters, refill every bucket, end outages and reseed."""
+        self.stats.changed.set()  # wake waiters so they look at the new counters
         self.stats = StatsRecorder()
         self.started = self.now()
         self._keys = {k: self._new_key(v.active) for k, v in self._keys.items()}
@@ -160,7 +161,10 @@ class ServerState:
         refused, wait = None, 0.0
         if self.config.max_concurrency is not None and state.active >= self.config.max_concurrency:
             refused, wait = "concurrency", 1.0
-        for bucket, kind, cost in ((state.requests, "requests", 1), (state.tokens, "tokens", tokens)):
+        for bucket, kind, cost in (
+            (state.requests, "requests", 1),
+            (state.tokens, "tokens", tokens),
+        ):
             if bucket is None:
                 continue
             bucket.refill(now)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -40,8 +41,10 @@ class FaultServerStatistics:
         stream_failures: Streams aborted in the middle.
         malformed: 200 replies with a broken body.
         tokens_accepted: Tokens charged for admitted requests.
-        timeline: One entry per second since start that saw arrivals:
-            ``{"t", "arrivals", "accepted", "rate_limited", "errors"}``.
+        timeline: One entry per second since start that saw arrivals (the last
+            hour at most): ``{"t", "arrivals", "accepted", "rate_limited", "errors"}``,
+            where ``errors`` counts every reply that is neither a success nor a 429
+            (401s, 400s, 5xx, hangs, drops, broken streams, malformed bodies).
 
     .. versionadded:: 0.1.0
     """
@@ -71,7 +74,14 @@ class FaultServerStatistics:
 class StatsRecorder:
     """Mutable counters behind `FaultServerStatistics`; every method is O(1)."""
 
-    __slots__ = ("_counts", "_rate_limited", "_server_errors", "_timeline", "tokens_accepted")
+    __slots__ = (
+        "_counts",
+        "_rate_limited",
+        "_server_errors",
+        "_timeline",
+        "changed",
+        "tokens_accepted",
+    )
 
     def __init__(self) -> None:
         self._counts: dict[str, int] = {}
@@ -79,9 +89,12 @@ class StatsRecorder:
         self._server_errors: dict[str, int] = {}
         self._timeline: OrderedDict[int, dict[str, int]] = OrderedDict()
         self.tokens_accepted = 0
+        #: Set whenever a counter moves (for waiters; cleared by them).
+        self.changed = asyncio.Event()
 
     def _bump(self, name: str) -> None:
         self._counts[name] = self._counts.get(name, 0) + 1
+        self.changed.set()
 
     def _second(self, second: int) -> dict[str, int]:
         row = self._timeline.get(second)

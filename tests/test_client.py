@@ -1,0 +1,269 @@
+# SPDX-License-Identifier: MIT
+"""End to end: the real openai SDK over HTTP to the fault server, through AsyncLLMClient."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import anyio
+import openai
+import pytest
+
+from llm_rate_limiter import (
+    AsyncLLMClient,
+    BreakerPolicy,
+    CallInfo,
+    CircuitOpenError,
+    ClientClosedError,
+    ConfigurationError,
+    ProviderConfig,
+    RateLimits,
+    RetryErrorType,
+    RetryPolicy,
+    StreamInterruptedError,
+)
+from llm_rate_limiter.testing import FakeClock, FaultConfig, FaultServer
+
+pytestmark = pytest.mark.anyio
+
+MESSAGES = [{"role": "user", "content": "Say hello"}]
+
+
+def provider(
+    server: FaultServer,
+    name: str = "primary",
+    *,
+    key: str = "sk-test-key",
+    limits: RateLimits | None = None,
+    retry: RetryPolicy | None = None,
+    breaker: BreakerPolicy | None = None,
+) -> ProviderConfig:
+    return ProviderConfig(
+        name=name,
+        base_url=server.base_url,
+        api_key=key,
+        model="mock-gpt",
+        limits=limits,
+        retry=retry or RetryPolicy(max_retries=3, base_delay=0.01, max_delay=0.05),
+        breaker=breaker,
+        timeout=10.0,
+    )
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FaultServer]:
+    async with FaultServer(FaultConfig(seed=1)) as srv:
+        yield srv
+
+
+@pytest.fixture
+async def backup() -> AsyncIterator[FaultServer]:
+    async with FaultServer(FaultConfig(seed=2)) as srv:
+        yield srv
+
+
+class TestChat:
+    async def test_success(self, server: FaultServer) -> None:
+        """A call returns the SDK's ChatCompletion and reports who served it."""
+        async with AsyncLLMClient([provider(server)]) as client:
+            info = CallInfo()
+            reply = await client.chat(MESSAGES, call_info=info)
+        assert isinstance(reply, openai.types.chat.ChatCompletion)
+        assert reply.choices[0].message.content
+        assert ("primary", 1, []) == (info.provider, info.attempts, info.fallbacks)
+        assert 1 == server.stats().requests
+
+    async def test_rate_limit_storm_survived(self, server: FaultServer) -> None:
+        """60 concurrent calls against a 30 rps server all succeed by honouring Retry-After."""
+        server.set_faults(rps=30, request_burst=5)
+        retry = RetryPolicy(max_retries=20, base_delay=0.05, max_delay=1.0, deadline=20.0)
+        async with AsyncLLMClient([provider(server, retry=retry)]) as client:
+            with anyio.fail_after(30):
+                replies = await asyncio.gather(*(client.chat(MESSAGES) for _ in range(60)))
+            stats = client.performance_report()
+        assert 60 == len(replies)
+        assert 60 == server.stats().succeeded
+        assert server.stats().rate_limited > 0
+        assert 60 == stats["performance_metrics"]["successful_calls"]
+
+    @pytest.mark.parametrize(
+        ("fault", "error"),
+        [
+            ({"insufficient_quota": True}, openai.RateLimitError),
+            ({"unauthorized": True}, openai.AuthenticationError),
+        ],
+    )
+    async def test_quota_and_auth_sent_once(
+        self, server: FaultServer, fault: dict[str, bool], error: type[Exception]
+    ) -> None:
+        """insufficient_quota and 401 are sent exactly once, not retried, and trip no breaker."""
+        server.set_faults(**fault)
+        breaker = BreakerPolicy(fail_max=1)
+        async with AsyncLLMClient([provider(server, breaker=breaker)]) as client:
+            with pytest.raises(error) as caught:
+                await client.chat(MESSAGES)
+            assert "closed" == client.policy("primary").breaker.state  # type: ignore[union-attr]
+        assert 1 == server.stats().requests
+        assert "sk-test-key" not in str(caught.value)
+        assert RetryErrorType.RATE_LIMIT != RetryErrorType(
+            client.metrics.service_metrics("primary")["top_error_type"] or "unknown"
+        )
+
+    async def test_two_providers_independent(self, server: FaultServer) -> None:
+        """Saturating one provider's limiter does not delay the other's calls."""
+        slow = provider(server, "slow", key="k1", limits=RateLimits(requests_per_minute=60))
+        fast = provider(server, "fast", key="k2", limits=RateLimits(requests_per_minute=6000))
+        async with AsyncLLMClient([slow, fast]) as client:
+            queued = [asyncio.create_task(client.chat(MESSAGES, provider="slow")) for _ in range(5)]
+            with anyio.fail_after(2):
+                await client.chat(MESSAGES, provider="fast")
+            served_slow = sum(t.done() for t in queued)
+            for task in queued:
+                task.cancel()
+            await asyncio.gather(*queued, return_exceptions=True)
+        assert served_slow <= 2
+
+
+class TestFallback:
+    async def test_outage_falls_back_and_recovers(
+        self, server: FaultServer, backup: FaultServer
+    ) -> None:
+        """An outage opens the primary's breaker, the backup serves, the primary returns."""
+        clock = FakeClock()
+        breaker = BreakerPolicy(fail_max=2, reset_timeout=5.0)
+        retry = RetryPolicy(max_retries=1, base_delay=0.01, max_delay=0.02)
+        providers = [
+            provider(server, "primary", breaker=breaker, retry=retry),
+            provider(backup, "backup", retry=retry),
+        ]
+        server.outage(3600)
+        async with AsyncLLMClient(providers, fallbacks={"primary": ["backup"]}, clock=clock) as c:
+            infos = [CallInfo() for _ in range(5)]
+            for info in infos:
+                await c.chat(MESSAGES, call_info=info)
+            assert ["backup"] * 5 == [i.provider for i in infos]
+            assert "open" == c.policy("primary").breaker.state  # type: ignore[union-attr]
+            sent_to_dead = server.stats().requests
+            assert sent_to_dead <= 2 * 2  # fail_max calls, 2 attempts each at most
+            server.reset()  # the outage ends
+            clock.advance(5.0)
+            info = CallInfo()
+            await c.chat(MESSAGES, call_info=info)
+            assert "primary" == info.provider
+            assert "closed" == c.policy("primary").breaker.state  # type: ignore[union-attr]
+            report = c.analyze_issues()
+        types = {issue["type"] for issue in report["issues"]}
+        assert "circuit_breaker_activations" in types
+
+    async def test_malformed_request_does_not_fall_back(
+        self, server: FaultServer, backup: FaultServer
+    ) -> None:
+        """A 400 fails at once: another provider would refuse it too."""
+        providers = [provider(server, "primary"), provider(backup, "backup")]
+        async with AsyncLLMClient(providers, fallbacks={"primary": ["backup"]}) as client:
+            with pytest.raises(openai.BadRequestError):
+                await client.chat([{"role": "nobody"}], max_tokens=-5)
+        assert 0 == backup.stats().requests
+
+    async def test_all_breakers_open(self, server: FaultServer) -> None:
+        """With the breaker forced open, the call fails fast with CircuitOpenError."""
+        async with AsyncLLMClient([provider(server, breaker=BreakerPolicy())]) as client:
+            client.policy("primary").breaker.force_open()  # type: ignore[union-attr]
+            with pytest.raises(CircuitOpenError) as caught:
+                await client.chat(MESSAGES)
+            client.reset_all_breakers()
+            await client.chat(MESSAGES)
+        assert "primary" == caught.value.service
+        assert 1 == server.stats().requests
+
+
+class TestStream:
+    async def test_stream(self, server: FaultServer) -> None:
+        """Chunks arrive in order and join into the reply."""
+        async with AsyncLLMClient([provider(server)]) as client:
+            chunks = [c async for c in client.chat_stream(MESSAGES)]
+            metrics = client.metrics.service_metrics("primary")
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text
+        assert metrics["avg_time_to_first_token"] is not None
+
+    async def test_mid_stream_failure(self, server: FaultServer) -> None:
+        """A failure after the first chunk raises StreamInterruptedError, classified."""
+        server.set_faults(stream_failure_rate=1.0)
+        async with AsyncLLMClient([provider(server)]) as client:
+            received = 0
+            with pytest.raises(StreamInterruptedError) as caught:
+                async for _ in client.chat_stream(MESSAGES):
+                    received += 1
+        assert received >= 1
+        assert caught.value.chunks == received
+        assert RetryErrorType.TRANSIENT_NETWORK == caught.value.kind
+        assert 1 == server.stats().requests
+
+
+class TestLifecycle:
+    async def test_cancelled_calls_leave_state_consistent(self, server: FaultServer) -> None:
+        """200 in-flight calls cancelled leave limiter, breaker and metrics consistent."""
+        server.set_faults(hang_rate=1.0)
+        limits = RateLimits(requests_per_minute=60_000, max_concurrency=50)
+        config = provider(server, limits=limits, breaker=BreakerPolicy(fail_max=1))
+        async with AsyncLLMClient([config]) as client:
+            tasks = [asyncio.create_task(client.chat(MESSAGES)) for _ in range(200)]
+            with anyio.fail_after(10):
+                await server.wait_until(lambda s: s.hangs >= 50)
+            for task in tasks:
+                task.cancel()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            assert all(isinstance(r, asyncio.CancelledError) for r in results)
+            server.set_faults(hang_rate=0.0)
+            with anyio.fail_after(5):
+                await client.chat(MESSAGES)
+            metrics = client.metrics.service_metrics("primary")
+            assert "closed" == client.policy("primary").breaker.state  # type: ignore[union-attr]
+        assert 201 == metrics["calls_started"]
+        assert (1, 0, 200) == (
+            metrics["calls_succeeded"],
+            metrics["calls_failed"],
+            metrics["calls_cancelled"],
+        )
+
+    async def test_closed_client(self, server: FaultServer) -> None:
+        """A closed client refuses calls with ClientClosedError."""
+        client = AsyncLLMClient([provider(server)])
+        await client.aclose()
+        with pytest.raises(ClientClosedError):
+            await client.chat(MESSAGES)
+
+    def test_bad_configuration(self) -> None:
+        """Unknown fallbacks, duplicate names and missing keys are refused by name."""
+        a = ProviderConfig(name="a", api_key="k")
+        with pytest.raises(ConfigurationError, match="fallbacks"):
+            AsyncLLMClient([a], fallbacks={"a": ["b"]})
+        with pytest.raises(ConfigurationError, match="providers"):
+            AsyncLLMClient([a, a])
+        with pytest.raises(ConfigurationError, match="api_key"):
+            AsyncLLMClient([ProviderConfig(name="x")])
+        with pytest.raises(ConfigurationError, match="providers"):
+            AsyncLLMClient([])
+
+    def test_api_key_redacted(self) -> None:
+        """The API key never appears in reprs."""
+        config = ProviderConfig(name="a", api_key="sk-very-secret")
+        assert "sk-very-secret" not in repr(config)
+        assert "sk-very-secret" not in repr(AsyncLLMClient([config]))
+
+    def test_from_env(self) -> None:
+        """from_env builds the profiles and fallbacks from the environment."""
+        env = {
+            "OPENAI_API_KEY": "sk-a",
+            "MOONSHOT_API_KEY": "sk-b",
+            "LLMRL_FALLBACKS": "openai=moonshot",
+            "LLMRL_OPENAI_MAX_RETRIES": "5",
+        }
+        client = AsyncLLMClient.from_env(env)
+        assert ["openai", "moonshot"] == client.providers
+        assert 5 == client.policy("openai").retry_policy.max_retries
+        assert 3 == client.policy("moonshot").retry_policy.max_retries
+        with pytest.raises(ConfigurationError, match="OPENAI_API_KEY"):
+            AsyncLLMClient.from_env({})
