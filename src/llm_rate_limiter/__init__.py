@@ -16,6 +16,7 @@ from ._errors import (
     classify_error,
     classify_error_for_retry,
     classify_status,
+    is_quota_error,
     is_retryable,
 )
 from ._headers import (
@@ -24,7 +25,11 @@ from ._headers import (
     parse_rate_limit_headers,
     parse_retry_after,
 )
+from ._health import HealthThresholds
 from ._hooks import NULL_HOOK, CallOutcome, MetricsHook, NullHook
+from ._metrics import MetricsCollector
+from ._monitor import Monitor, log_monitoring_summary
+from ._prometheus import PrometheusCollector, register_prometheus
 from ._retry import Retrier, retry_with_backoff
 from ._retry_backoff import calculate_backoff_delay
 from ._retry_policy import RetryBudget, RetryPolicy
@@ -50,9 +55,13 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "DeadlineExceededError",
+    "HealthThresholds",
     "LLMRateLimiterError",
+    "MetricsCollector",
     "MetricsHook",
+    "Monitor",
     "NullHook",
+    "PrometheusCollector",
     "RateLimitHeaders",
     "RateLimitTimeoutError",
     "RequestTooLargeError",
@@ -68,10 +77,13 @@ __all__ = [
     "classify_error",
     "classify_error_for_retry",
     "classify_status",
+    "is_quota_error",
     "is_retryable",
+    "log_monitoring_summary",
     "parse_duration",
     "parse_rate_limit_headers",
     "parse_retry_after",
+    "register_prometheus",
     "retry_with_backoff",
 ]
 

@@ -203,6 +203,49 @@ class BreakerRecorder:
         elif old == "half_open":
             self.recoveries += 1
 
+    def snapshot(
+        self,
+        *,
+        service: str,
+        state: str,
+        now: float,
+        seconds_until_trial: float,
+        consecutive_failures: int,
+        window: tuple[int, int, int],
+    ) -> BreakerStatistics:
+        """Freeze the counters, with the breaker's current state and window totals."""
+        calls, failures, slow = window
+        timed = self.successes + self.failures + self.ignored
+        p50, p95 = self.latency_quantiles()
+        finished = self.recoveries + self.failed_recoveries
+        return BreakerStatistics(
+            service=service,
+            state=state,
+            seconds_until_trial=seconds_until_trial,
+            total_calls=timed,
+            successes=self.successes,
+            failures=self.failures,
+            ignored=self.ignored,
+            cancelled=self.cancelled,
+            rejected=self.rejected,
+            consecutive_failures=consecutive_failures,
+            times_opened=self.times_opened,
+            window_calls=calls,
+            failure_rate=failures / calls if calls else None,
+            slow_call_rate=slow / calls if calls else None,
+            error_patterns=MappingProxyType(dict(self.error_patterns)),
+            transitions=tuple(self.transitions),
+            request_history=tuple(RequestRecord(*entry) for entry in self.history),
+            recovery_attempts=self.recovery_attempts,
+            recoveries=self.recoveries,
+            recovery_success_rate=self.recoveries / finished if finished else None,
+            time_in_state=MappingProxyType(self.time_in_state(state, now)),
+            avg_latency=self.latency_sum / timed if timed else None,
+            p50_latency=p50,
+            p95_latency=p95,
+            max_latency=self.latency_max if timed else None,
+        )
+
     def time_in_state(self, state: str, now: float) -> dict[str, float]:
         """Seconds per state, counting the current *state* up to *now*."""
         spent = dict(self.state_seconds)
@@ -215,16 +258,3 @@ class BreakerRecorder:
         if not ordered:
             return None, None
         return _nearest_rank(ordered, 0.5), _nearest_rank(ordered, 0.95)
-
-    def recovery_success_rate(self) -> float | None:
-        """Recoveries over finished recovery attempts."""
-        finished = self.recoveries + self.failed_recoveries
-        return self.recoveries / finished if finished else None
-
-    def frozen_patterns(self) -> Mapping[str, int]:
-        """A read-only copy of the error patterns."""
-        return MappingProxyType(dict(self.error_patterns))
-
-    def request_history(self) -> tuple[RequestRecord, ...]:
-        """The request history as records."""
-        return tuple(RequestRecord(*entry) for entry in self.history)

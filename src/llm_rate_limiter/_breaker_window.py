@@ -10,9 +10,21 @@ allocation-free, and memory is bounded however many calls arrive.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-__all__ = ["FAILED", "OK", "SLOW", "CountWindow", "OutcomeWindow", "TimeWindow"]
+if TYPE_CHECKING:
+    from ._breaker_policy import BreakerPolicy
+
+__all__ = [
+    "FAILED",
+    "OK",
+    "SLOW",
+    "CountWindow",
+    "OutcomeWindow",
+    "TimeWindow",
+    "make_window",
+    "rates_exceeded",
+]
 
 #: Outcome codes (bit flags): a call is OK, or FAILED and/or SLOW.
 OK = 0
@@ -128,3 +140,19 @@ class TimeWindow:
                 failures += self._failures[slot]
                 slow += self._slow[slot]
         return calls, failures, slow
+
+
+def make_window(policy: BreakerPolicy) -> OutcomeWindow:
+    """The window *policy* asks for: time-based when ``window_seconds`` is set."""
+    if policy.window_seconds is None:
+        return CountWindow(policy.window_size)
+    return TimeWindow(policy.window_seconds)
+
+
+def rates_exceeded(policy: BreakerPolicy, calls: int, failures: int, slow: int) -> bool:
+    """Tell whether the failure or slow-call rate reached the policy's threshold."""
+    fail_limit = policy.failure_rate_threshold
+    slow_limit = policy.slow_call_rate_threshold
+    return (fail_limit is not None and failures >= fail_limit * calls) or (
+        slow_limit is not None and slow >= slow_limit * calls
+    )

@@ -47,6 +47,13 @@ class _Provider:
             http_client=config.http_client,
         )
 
+    def model(self, requested: str | None) -> str:
+        model = requested or self.config.model
+        if not model:
+            msg = f"no model given and provider {self.config.name!r} has no default model"
+            raise ConfigurationError("model", msg)
+        return model
+
     def tokens(self, messages: Any, model: str, kwargs: Mapping[str, Any]) -> float:
         limits = self.config.limits
         if limits is None or (limits.tokens_per_minute is None and limits.tokens_per_day is None):
@@ -129,9 +136,7 @@ class AsyncLLMClient:
         self._closed = False
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **kwargs: Any
-    ) -> AsyncLLMClient:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> AsyncLLMClient:
         """
         Build a client from ``OPENAI_API_KEY``, ``MOONSHOT_API_KEY`` and ``LLMRL_*``.
 
@@ -176,9 +181,7 @@ class AsyncLLMClient:
         assert chain is not None
         return chain
 
-    def _move_on(
-        self, chain: tuple[str, ...], index: int, exc: Exception, info: CallInfo
-    ) -> bool:
+    def _move_on(self, chain: tuple[str, ...], index: int, exc: Exception, info: CallInfo) -> bool:
         """Record *exc*; return True if the call should try the next provider."""
         name = chain[index]
         provider = self._providers[name]
@@ -230,7 +233,7 @@ class AsyncLLMClient:
         messages = list(messages)
         for index, name in enumerate(chain):
             p = self._providers[name]
-            use_model = (model if index == 0 else None) or p.config.model
+            use_model = p.model(model if index == 0 else None)
             info.providers_tried.append(name)
             stats = RetryCallStats()
             create = p.sdk.chat.completions.with_raw_response.create
@@ -244,7 +247,7 @@ class AsyncLLMClient:
             try:
                 raw = await p.policy.run(
                     send,
-                    tokens=p.tokens(messages, use_model or "", kwargs),
+                    tokens=p.tokens(messages, use_model, kwargs),
                     settle=_settle,
                     stats=stats,
                     retry=retry,
@@ -290,7 +293,7 @@ class AsyncLLMClient:
         messages = list(messages)
         for index, name in enumerate(chain):
             p = self._providers[name]
-            use_model = (model if index == 0 else None) or p.config.model
+            use_model = p.model(model if index == 0 else None)
             info.providers_tried.append(name)
             stats = RetryCallStats()
             try:
@@ -299,7 +302,7 @@ class AsyncLLMClient:
                     p.sdk,
                     messages=messages,
                     model=use_model,
-                    tokens=p.tokens(messages, use_model or "", kwargs),
+                    tokens=p.tokens(messages, use_model, kwargs),
                     kwargs=kwargs,
                     stats=stats,
                     started=started,
@@ -410,5 +413,3 @@ class AsyncLLMClient:
             f"AsyncLLMClient(providers={self.providers!r}, fallbacks={self._fallbacks!r}, "
             f"closed={self._closed})"
         )
-
-

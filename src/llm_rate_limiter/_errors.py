@@ -30,6 +30,7 @@ __all__ = [
     "classify_error",
     "classify_error_for_retry",
     "classify_status",
+    "is_quota_error",
     "is_retryable",
 ]
 
@@ -113,6 +114,26 @@ def _body_field(body: object, name: str) -> Any:
         if isinstance(inner, Mapping):
             return inner.get(name)
     return None
+
+
+def is_quota_error(exc: BaseException) -> bool:
+    """
+    Tell whether *exc* says the account's quota is exhausted (a billing state, not a rate).
+
+    Args:
+        exc: Any exception.
+
+    Returns:
+        True for a 429 whose code or type is ``insufficient_quota`` (OpenAI) or
+        ``exceeded_current_quota_error`` (Moonshot).
+
+    .. versionadded:: 0.1.0
+    """
+    if not isinstance(exc, openai.APIStatusError) or exc.status_code != 429:
+        return False
+    code = getattr(exc, "code", None) or _body_field(exc.body, "code")
+    kind = getattr(exc, "type", None) or _body_field(exc.body, "type")
+    return code in _QUOTA_MARKERS or kind in _QUOTA_MARKERS
 
 
 def _classify_status_error(exc: openai.APIStatusError) -> RetryErrorType:

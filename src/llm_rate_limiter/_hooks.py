@@ -78,6 +78,9 @@ class MetricsHook(Protocol):
     def retry_budget_refused(self, service: str) -> None:
         """The retry budget refused a retry that the policy would have made."""
 
+    def quota_exhausted(self, service: str) -> None:
+        """The provider refused a call for lack of quota (429 ``insufficient_quota``); not a rate."""
+
     def fallback_taken(self, service: str, fallback: str, reason: RetryErrorType) -> None:
         """A call moved from *service* to *fallback* because of *reason*."""
 
@@ -140,6 +143,9 @@ class NullHook:
         """Ignore."""
 
     def retry_budget_refused(self, service: str) -> None:
+        """Ignore."""
+
+    def quota_exhausted(self, service: str) -> None:
         """Ignore."""
 
     def fallback_taken(self, service: str, fallback: str, reason: RetryErrorType) -> None:

@@ -21,12 +21,13 @@ import openai
 from ._breaker import AsyncCircuitBreaker
 from ._breaker_policy import BreakerPolicy
 from ._clock import SYSTEM_CLOCK, Clock
-from ._errors import RetryErrorType, classify_error
+from ._errors import RetryErrorType, classify_error, is_quota_error
 from ._headers import parse_retry_after
 from ._hooks import NULL_HOOK, MetricsHook
 from ._limiter import ProviderLimiter
 from ._limits import RateLimits
-from ._retry import Retrier, RetryCallStats
+from ._retry import Retrier
+from ._retry_stats import RetryCallStats
 from ._retry_policy import RetryPolicy
 from .exceptions import CircuitOpenError
 
@@ -35,6 +36,7 @@ __all__ = ["Attempt", "ResiliencePolicy", "rate_limit_hint"]
 P = ParamSpec("P")
 T = TypeVar("T")
 R = TypeVar("R")
+
 
 def rate_limit_hint(exc: BaseException) -> tuple[float | None, Any] | None:
     """
@@ -77,7 +79,7 @@ class Attempt(Generic[R]):
         """Run one attempt through breaker, limiter and timeout."""
         policy = self._policy
         breaker = policy.breaker
-        ticket = breaker.admit() if breaker is not None else None
+        ticket: Any = breaker.admit() if breaker is not None else None
         limiter = policy.limiter
         if limiter is None:
             return await self._send_guarded(ticket, None)
@@ -112,8 +114,14 @@ class Attempt(Generic[R]):
             latency = clock.monotonic() - started
             kind = classify_error(exc)
             hint = rate_limit_hint(exc)
-            if hint is not None and policy.limiter is not None and kind is RetryErrorType.RATE_LIMIT:
-                policy.limiter.on_rate_limited(*hint)
+            if hint is not None:
+                if kind is RetryErrorType.RATE_LIMIT:
+                    if policy.limiter is not None:
+                        policy.limiter.on_rate_limited(*hint)
+                    else:
+                        hook.rate_limit_violation(policy.name, hint[0])
+                elif is_quota_error(exc):
+                    hook.quota_exhausted(policy.name)
             if breaker is not None:
                 breaker.on_failure(ticket, exc, latency)
             hook.attempt_finished(policy.name, latency, kind)

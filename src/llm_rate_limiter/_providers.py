@@ -121,8 +121,9 @@ class ProviderConfig:
             "base_url": env.get("OPENAI_BASE_URL") or OPENAI_BASE_URL,
             "api_key": api_key if api_key is not None else env.get("OPENAI_API_KEY"),
             "model": env.get("LLMRL_OPENAI_MODEL") or "gpt-4o-mini",
-            "limits": _limits("openai", env, RateLimits(requests_per_minute=500,
-                                                         tokens_per_minute=200_000)),
+            "limits": _limits(
+                "openai", env, RateLimits(requests_per_minute=500, tokens_per_minute=200_000)
+            ),
             "retry": RetryPolicy.for_service("openai", environ=env),
             "breaker": BreakerPolicy.from_env("openai", environ=env),
         }
@@ -149,9 +150,11 @@ class ProviderConfig:
             "base_url": env.get("MOONSHOT_BASE_URL") or MOONSHOT_BASE_URL,
             "api_key": api_key if api_key is not None else env.get("MOONSHOT_API_KEY"),
             "model": env.get("LLMRL_MOONSHOT_MODEL") or "moonshot-v1-8k",
-            "limits": _limits("moonshot", env, RateLimits(requests_per_minute=200,
-                                                           tokens_per_minute=128_000,
-                                                           max_concurrency=50)),
+            "limits": _limits(
+                "moonshot",
+                env,
+                RateLimits(requests_per_minute=200, tokens_per_minute=128_000, max_concurrency=50),
+            ),
             "retry": RetryPolicy.for_service("moonshot", environ=env),
             "breaker": BreakerPolicy.from_env("moonshot", environ=env),
         }

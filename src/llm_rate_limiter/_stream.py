@@ -76,7 +76,7 @@ async def open_stream(
     sdk: openai.AsyncOpenAI,
     *,
     messages: list[Any],
-    model: str | None,
+    model: str,
     tokens: float,
     kwargs: Mapping[str, Any],
     stats: RetryCallStats,
@@ -85,7 +85,7 @@ async def open_stream(
     """Open a stream through *policy*: connect and read the first chunk, with retries."""
 
     async def send() -> OpenStream:
-        stream = await sdk.chat.completions.create(
+        stream: Any = await sdk.chat.completions.create(
             messages=messages, model=model, stream=True, **kwargs
         )
         try:
