@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import anyio
 import openai
@@ -27,7 +28,7 @@ WORKERS = 10
 FAIL_MAX = 3
 RESET_TIMEOUT = 0.2
 OUTAGE = 1.0
-MESSAGES = [{"role": "user", "content": "hi"}]
+MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
 
 
 class TimedHook(RecordingHook):
@@ -60,13 +61,14 @@ async def test_breaker_shields_a_dead_server_and_recovers():
         warm = asyncio.Event()
         successes = 0
 
+        async def ask() -> object:
+            return await client.chat.completions.create(model="mock-gpt", messages=MESSAGES)
+
         async def worker() -> None:
             nonlocal successes
             while not hook.closed_again.is_set():
                 try:
-                    await breaker.call(
-                        client.chat.completions.create, model="mock-gpt", messages=MESSAGES
-                    )
+                    await breaker.call(ask)
                     successes += 1
                     if successes >= 2 * WORKERS:
                         warm.set()
@@ -101,6 +103,10 @@ async def test_breaker_shields_a_dead_server_and_recovers():
         assert len(trials) <= OUTAGE / RESET_TIMEOUT + 2
         # The whole outage cost a few tens of requests at most, not hundreds.
         assert stats.outage_rejections <= FAIL_MAX + 2 * WORKERS + len(trials)
-        # After the outage: closed within reset_timeout plus one trial call.
-        assert closed_at - outage_end <= RESET_TIMEOUT + 0.3
+        # After the outage: closed within reset_timeout plus one trial call (plus
+        # 0.1 s of scheduling slack on a busy machine).
+        record = breaker.statistics()
+        closing_wall = record.transitions[-1].time
+        trial = [r for r in record.request_history if r.ok and r.time <= closing_wall][-1]
+        assert closed_at - outage_end <= RESET_TIMEOUT + trial.latency + 0.1
         assert ("open", "half_open", "closed") == tuple(e[2] for e in hook.timeline[-3:])

@@ -9,7 +9,27 @@ collector that scores each provider's health and recommends fixes.
 
 from __future__ import annotations
 
+from ._breaker import AsyncCircuitBreaker
+from ._breaker_policy import BreakerPolicy
+from ._call_info import CallInfo, FallbackRecord
+from ._client import AsyncLLMClient
 from ._clock import SYSTEM_CLOCK, Clock, SystemClock
+from ._compat import (
+    analyze_frequent_issues,
+    get_comprehensive_circuit_breaker_stats,
+    get_comprehensive_rate_limiter_stats,
+    get_default_client,
+    get_health_status,
+    get_service_status,
+    get_system_performance_report,
+    moonshot_chat_limited,
+    openai_chat_limited,
+    rate_limited,
+    reset_all_circuit_breakers,
+    reset_circuit_breaker,
+    set_default_client,
+    start_monitoring,
+)
 from ._errors import (
     RETRYABLE_BY_DEFAULT,
     RetryErrorType,
@@ -27,13 +47,18 @@ from ._headers import (
 )
 from ._health import HealthThresholds
 from ._hooks import NULL_HOOK, CallOutcome, MetricsHook, NullHook
+from ._limiter import ProviderLimiter
+from ._limits import RateLimits
 from ._metrics import MetricsCollector
 from ._monitor import Monitor, log_monitoring_summary
+from ._policy import ResiliencePolicy
 from ._prometheus import PrometheusCollector, register_prometheus
+from ._providers import ProviderConfig
 from ._retry import Retrier, retry_with_backoff
 from ._retry_backoff import calculate_backoff_delay
 from ._retry_policy import RetryBudget, RetryPolicy
 from ._retry_stats import RetryCallStats, RetryStatistics
+from ._tokens import estimate_request_tokens, estimate_tokens
 from .exceptions import (
     CircuitOpenError,
     ClientClosedError,
@@ -49,12 +74,17 @@ __all__ = [
     "NULL_HOOK",
     "RETRYABLE_BY_DEFAULT",
     "SYSTEM_CLOCK",
+    "AsyncCircuitBreaker",
+    "AsyncLLMClient",
+    "BreakerPolicy",
+    "CallInfo",
     "CallOutcome",
     "CircuitOpenError",
     "ClientClosedError",
     "Clock",
     "ConfigurationError",
     "DeadlineExceededError",
+    "FallbackRecord",
     "HealthThresholds",
     "LLMRateLimiterError",
     "MetricsCollector",
@@ -62,9 +92,13 @@ __all__ = [
     "Monitor",
     "NullHook",
     "PrometheusCollector",
+    "ProviderConfig",
+    "ProviderLimiter",
     "RateLimitHeaders",
     "RateLimitTimeoutError",
+    "RateLimits",
     "RequestTooLargeError",
+    "ResiliencePolicy",
     "Retrier",
     "RetryBudget",
     "RetryCallStats",
@@ -73,18 +107,34 @@ __all__ = [
     "RetryStatistics",
     "StreamInterruptedError",
     "SystemClock",
+    "analyze_frequent_issues",
     "calculate_backoff_delay",
     "classify_error",
     "classify_error_for_retry",
     "classify_status",
+    "estimate_request_tokens",
+    "estimate_tokens",
+    "get_comprehensive_circuit_breaker_stats",
+    "get_comprehensive_rate_limiter_stats",
+    "get_default_client",
+    "get_health_status",
+    "get_service_status",
+    "get_system_performance_report",
     "is_quota_error",
     "is_retryable",
     "log_monitoring_summary",
+    "moonshot_chat_limited",
+    "openai_chat_limited",
     "parse_duration",
     "parse_rate_limit_headers",
     "parse_retry_after",
+    "rate_limited",
     "register_prometheus",
+    "reset_all_circuit_breakers",
+    "reset_circuit_breaker",
     "retry_with_backoff",
+    "set_default_client",
+    "start_monitoring",
 ]
 
 

@@ -71,7 +71,8 @@ class Permit:
         time = limiter._time
         now = time() if time is not None else limiter._bind()
         if (
-            now < limiter._cooldown_until
+            limiter._queue
+            or now < limiter._cooldown_until
             or limiter._in_flight >= limiter._max_conc
         ):
             await limiter._wait(tokens, now)

@@ -251,7 +251,8 @@ class LimiterCore:
         was_head = bool(queue) and queue[0] is waiter
         queue.remove(waiter)
         self._queued_tokens = self._queued_tokens - waiter.tokens if queue else 0.0
-        pass
+        if was_head and queue:
+            _resolve(queue[0].fut)
 
     def _now(self) -> float:
         """The loop's time (the monotonic clock outside a loop)."""
