@@ -421,6 +421,18 @@ class TestRecheck:
 
 
 class TestManualControl:
+    def test_properties(self, clock):
+        """The breaker exposes its service, policy, clock and pybreaker breaker."""
+        policy = BreakerPolicy(fail_max=9)
+        breaker = AsyncCircuitBreaker(policy, service="svc", clock=clock)
+        assert ("svc", policy, clock, 9, "svc") == (
+            breaker.service,
+            breaker.policy,
+            breaker.clock,
+            breaker.circuit.fail_max,
+            breaker.circuit.name,
+        )
+
     def test_reset_closes_an_open_breaker(self, clock):
         """reset() closes an open breaker and clears the consecutive failures."""
         breaker = open_breaker(clock)

@@ -275,7 +275,11 @@ class TestReconcile:
             permit.settle(used_tokens=9)
             permit.settle(used_tokens=7)
         stats = limiter.statistics()
-        assert (5.0, 7.0, 7.0) == (stats.tokens_estimated, stats.tokens_used, stats.tokens_this_minute)
+        assert (5.0, 7.0, 7.0) == (
+            stats.tokens_estimated,
+            stats.tokens_used,
+            stats.tokens_this_minute,
+        )
         assert [("tokens", "p", 5, 9), ("tokens", "p", 5, 7)] == [
             e for e in hook.events if e[0] == "tokens"
         ]

@@ -111,7 +111,9 @@ class TestHeaders:
         await vt.run(asyncio.gather(*(rec.start(f"x{i}") for i in range(8))))
         limiter.observe_headers({"x-ratelimit-remaining-requests": "9"})
         await vt.run(asyncio.gather(*(rec.start(str(i)) for i in range(3))))
-        assert {"0": 0.0, "1": 0.0, "2": 0.1} == {k: v for k, v in rec.times().items() if k[0] != "x"}
+        assert {"0": 0.0, "1": 0.0, "2": 0.1} == {
+            k: v for k, v in rec.times().items() if k[0] != "x"
+        }
 
     async def test_tokens_corrected(self, vt: VirtualTime):
         """remaining-tokens 4 (bucket believes 10) makes a 6-token call wait 0.2 s."""

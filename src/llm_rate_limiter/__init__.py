@@ -9,8 +9,9 @@ collector that scores each provider's health and recommends fixes.
 
 from __future__ import annotations
 
-from ._breaker import AsyncCircuitBreaker
+from ._breaker import AsyncCircuitBreaker, reset_all
 from ._breaker_policy import BreakerPolicy
+from ._breaker_stats import BreakerStatistics
 from ._call_info import CallInfo, FallbackRecord
 from ._client import AsyncLLMClient
 from ._clock import SYSTEM_CLOCK, Clock, SystemClock
@@ -77,6 +78,7 @@ __all__ = [
     "AsyncCircuitBreaker",
     "AsyncLLMClient",
     "BreakerPolicy",
+    "BreakerStatistics",
     "CallInfo",
     "CallOutcome",
     "CircuitOpenError",
@@ -130,6 +132,7 @@ __all__ = [
     "parse_retry_after",
     "rate_limited",
     "register_prometheus",
+    "reset_all",
     "reset_all_circuit_breakers",
     "reset_circuit_breaker",
     "retry_with_backoff",

@@ -145,10 +145,7 @@ class BreakerCore:
         """
         if self._closed:
             return self._gen
-        state = self._current_state()
-        if state == "closed":
-            return self._gen
-        if state == "half_open" and self._probes < self._policy.half_open_max_calls:
+        if self._current_state() == "half_open" and self._probes < self._policy.half_open_max_calls:
             self._probes += 1
             return self._gen
         raise self._rejection()

@@ -19,7 +19,7 @@ from importlib import import_module
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Modules (relative to this package) that each register one subcommand.
-SUBCOMMANDS: tuple[str, ...] = ("._cli_serve",)
+SUBCOMMANDS: tuple[str, ...] = ("._cli_demo", "._cli_serve", "._cli_bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -131,10 +131,11 @@ class ServerState:
         requests = tokens = None
         if (rate := c.request_rate) is not None:
             capacity = c.request_burst or max(1.0, rate)
-            requests = TokenBucket(rate, capacity, c.rpm or c.rps or rate, now)
+            # Like OpenAI, announce the limit per minute whatever unit it was set in.
+            requests = TokenBucket(rate, capacity, rate * 60.0, now)
         if (rate := c.token_rate) is not None:
             capacity = c.token_burst or max(1.0, rate)
-            tokens = TokenBucket(rate, capacity, c.tpm or c.tps or rate, now)
+            tokens = TokenBucket(rate, capacity, rate * 60.0, now)
         return _KeyState(requests, tokens, active)
 
     def _key(self, api_key: str) -> _KeyState:
