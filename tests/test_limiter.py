@@ -1,5 +1,4 @@
 # SPDX-License-Identifier: MIT
-# ruff: noqa: SIM300 -- the project writes asserts as `expected == actual`
 """Admission by `ProviderLimiter`: rates, arrival order, reconciliation, cancellation."""
 
 from __future__ import annotations
@@ -81,8 +80,8 @@ def install(loop: asyncio.AbstractEventLoop) -> VirtualTime:
     return vt
 
 
-@pytest.fixture
-async def vt(monkeypatch: pytest.MonkeyPatch) -> VirtualTime:
+@pytest.fixture(name="vt")
+async def vt_fixture(monkeypatch: pytest.MonkeyPatch) -> VirtualTime:
     """The running loop's clock, virtual for the test."""
     loop = asyncio.get_running_loop()
     clock = VirtualTime(loop)
@@ -139,15 +138,21 @@ class Recorder:
 class TestBucketSize:
     async def test_requests_burst_one_second(self, vt):
         """600 RPM admits 10 requests at once, then one every 0.1 s."""
-        rec = Recorder(ProviderLimiter(RateLimits(requests_per_minute=600)), vt)
+        rec = Recorder(ProviderLimiter(RateLimits(requests_per_minute=600, burst=1.0)), vt)
         tasks = [rec.start(str(i)) for i in range(12)]
         await vt.run(asyncio.gather(*tasks))
         expected = {str(i): 0.0 for i in range(10)} | {"10": 0.1, "11": 0.2}
         assert expected == rec.times()
 
+    async def test_default_burst_leaves_a_margin(self, vt):
+        """600 RPM with the default burst (0.9 s) admits 9 at once, then one every 0.1 s."""
+        rec = Recorder(ProviderLimiter(RateLimits(requests_per_minute=600)), vt)
+        await vt.run(asyncio.gather(*(rec.start(str(i)) for i in range(10))))
+        assert {str(i): 0.0 for i in range(9)} | {"9": 0.1} == rec.times()
+
     async def test_request_bucket_holds_at_least_one(self, vt):
         """30 RPM (half a request per second) still admits one request at once, then one per 2 s."""
-        rec = Recorder(ProviderLimiter(RateLimits(requests_per_minute=30)), vt)
+        rec = Recorder(ProviderLimiter(RateLimits(requests_per_minute=30, burst=1.0)), vt)
         await vt.run(asyncio.gather(rec.start("a"), rec.start("b")))
         assert {"a": 0.0, "b": 2.0} == rec.times()
 
@@ -158,8 +163,8 @@ class TestBucketSize:
         assert {"a": 0.0, "b": 0.0, "c": 1.0} == rec.times()
 
     async def test_tokens_per_day(self, vt):
-        """A day's quota is spent in a burst and then refills at tokens_per_day / 86400 per second."""
-        rec = Recorder(ProviderLimiter(RateLimits(tokens_per_day=8_640)), vt)
+        """A day's quota may go in one burst; it refills at tokens_per_day / 86400 per second."""
+        rec = Recorder(ProviderLimiter(RateLimits(tokens_per_day=8_640, burst=1.0)), vt)
         await vt.run(asyncio.gather(rec.start("a", 8_640), rec.start("b", 1)))
         assert {"a": 0.0, "b": 10.0} == rec.times()
 
@@ -167,7 +172,9 @@ class TestBucketSize:
 class TestOrder:
     async def test_large_request_not_starved(self, vt):
         """A large request queued first is admitted before the small ones that arrive after it."""
-        limiter = ProviderLimiter(RateLimits(tokens_per_minute=600))  # 10 tokens/s, holds 10
+        limiter = ProviderLimiter(
+            RateLimits(tokens_per_minute=600, burst=1.0)
+        )  # 10 tokens/s, holds 10
         rec = Recorder(limiter, vt)
         await vt.run(rec.start("fill", 10))
         tasks = [rec.start("large", 10)]
@@ -182,7 +189,7 @@ class TestOrder:
 
     async def test_newcomer_queues_behind_waiters(self, vt):
         """A call that would fit right now still queues while others wait."""
-        limiter = ProviderLimiter(RateLimits(tokens_per_minute=600))
+        limiter = ProviderLimiter(RateLimits(tokens_per_minute=600, burst=1.0))
         rec = Recorder(limiter, vt)
         await vt.run(rec.start("fill", 10))
         first = rec.start("large", 10)
@@ -239,7 +246,7 @@ class TestNeverAboveRate:
 class TestReconcile:
     async def test_debt_paid_before_next(self, vt):
         """Using 10 tokens more than estimated delays the next call by 10 tokens' worth (1 s)."""
-        limiter = ProviderLimiter(RateLimits(tokens_per_minute=600))  # 10/s, holds 10
+        limiter = ProviderLimiter(RateLimits(tokens_per_minute=600, burst=1.0))  # 10/s, holds 10
         rec = Recorder(limiter, vt)
         async with limiter.acquire(5) as permit:
             permit.settle(used_tokens=15)
@@ -248,7 +255,7 @@ class TestReconcile:
 
     async def test_credit_shortens_next(self, vt):
         """Using 8 tokens fewer than estimated lets an 8-token call through at once."""
-        limiter = ProviderLimiter(RateLimits(tokens_per_minute=600))
+        limiter = ProviderLimiter(RateLimits(tokens_per_minute=600, burst=1.0))
         rec = Recorder(limiter, vt)
         async with limiter.acquire(10) as permit:
             permit.settle(used_tokens=2)
@@ -257,7 +264,7 @@ class TestReconcile:
 
     async def test_credit_wakes_the_waiting_head(self, vt):
         """A credit lets the waiting head go before its timer."""
-        limiter = ProviderLimiter(RateLimits(tokens_per_minute=600))
+        limiter = ProviderLimiter(RateLimits(tokens_per_minute=600, burst=1.0))
         rec = Recorder(limiter, vt)
         async with limiter.acquire(10) as permit:
             waiter = rec.start("waiter", 10)
@@ -270,7 +277,9 @@ class TestReconcile:
     async def test_settle_again_uses_last_usage(self, vt):
         """A second settle corrects the first: the last usage is what is charged."""
         hook = RecordingHook()
-        limiter = ProviderLimiter(RateLimits(tokens_per_minute=600), service="p", hook=hook)
+        limiter = ProviderLimiter(
+            RateLimits(tokens_per_minute=600, burst=1.0), service="p", hook=hook
+        )
         async with limiter.acquire(5) as permit:
             permit.settle(used_tokens=9)
             permit.settle(used_tokens=7)
@@ -286,7 +295,7 @@ class TestReconcile:
 
     async def test_unsettled_estimate_stands(self, vt):
         """Without settle the estimate stays charged: the next 10-token call waits 0.5 s."""
-        limiter = ProviderLimiter(RateLimits(tokens_per_minute=600))
+        limiter = ProviderLimiter(RateLimits(tokens_per_minute=600, burst=1.0))
         rec = Recorder(limiter, vt)
         async with limiter.acquire(5):
             pass
@@ -298,7 +307,9 @@ class TestRefusals:
     async def test_too_large_fails_at_once(self, vt):
         """A request above tokens_per_minute raises RequestTooLargeError at once and is a denial."""
         hook = RecordingHook()
-        limiter = ProviderLimiter(RateLimits(tokens_per_minute=1_000), service="p", hook=hook)
+        limiter = ProviderLimiter(
+            RateLimits(tokens_per_minute=1_000, burst=1.0), service="p", hook=hook
+        )
         with pytest.raises(RequestTooLargeError) as info:
             limiter.acquire(1_001)
         assert (1_001, 1_000.0, "p") == (info.value.tokens, info.value.capacity, info.value.service)
@@ -309,7 +320,7 @@ class TestRefusals:
 
     async def test_above_bucket_but_within_minute_is_admitted_with_debt(self, vt):
         """A 600-token call (bucket 16.7, 1000/min) goes at once; the next waits for the excess."""
-        limiter = ProviderLimiter(RateLimits(tokens_per_minute=1_000))
+        limiter = ProviderLimiter(RateLimits(tokens_per_minute=1_000, burst=1.0))
         rec = Recorder(limiter, vt)
         await vt.run(asyncio.gather(rec.start("big", 600), rec.start("next", 1)))
         rate = 1_000 / 60
@@ -320,7 +331,7 @@ class TestRefusals:
         """A call predicted to wait 1 s with max_wait=0.5 raises RateLimitTimeoutError at once."""
         hook = RecordingHook()
         limiter = ProviderLimiter(
-            RateLimits(requests_per_minute=60, max_wait=0.5), service="p", hook=hook
+            RateLimits(requests_per_minute=60, max_wait=0.5, burst=1.0), service="p", hook=hook
         )
         async with limiter.acquire():
             pass
@@ -335,7 +346,7 @@ class TestRefusals:
 
     async def test_max_wait_counts_the_queue(self, vt):
         """The predicted wait includes the calls queued ahead."""
-        limiter = ProviderLimiter(RateLimits(requests_per_minute=60, max_wait=1.5))
+        limiter = ProviderLimiter(RateLimits(requests_per_minute=60, max_wait=1.5, burst=1.0))
         rec = Recorder(limiter, vt)
         first, second = rec.start("a"), rec.start("b")
         await vt.settle()
@@ -356,8 +367,8 @@ class TestRefusals:
 
 class TestCancellation:
     async def test_cancelled_head_hands_on(self, vt):
-        """Cancelling the waiting head consumes nothing: the next waiter goes when the head would have."""
-        limiter = ProviderLimiter(RateLimits(requests_per_minute=60))
+        """A cancelled head consumes nothing: the next waiter goes when the head would have."""
+        limiter = ProviderLimiter(RateLimits(requests_per_minute=60, burst=1.0))
         rec = Recorder(limiter, vt)
         await vt.run(rec.start("a"))
         head, behind = rec.start("head"), rec.start("behind")
@@ -371,7 +382,7 @@ class TestCancellation:
 
     async def test_cancelled_middle_leaves_queue(self, vt):
         """Cancelling a waiter in the middle of the queue skips it; the ones behind move up."""
-        limiter = ProviderLimiter(RateLimits(requests_per_minute=60))
+        limiter = ProviderLimiter(RateLimits(requests_per_minute=60, burst=1.0))
         rec = Recorder(limiter, vt)
         await vt.run(rec.start("a"))
         tasks = [rec.start(n) for n in ("b", "c", "d")]
@@ -383,7 +394,7 @@ class TestCancellation:
 
     async def test_cancel_while_woken(self, vt):
         """A waiter cancelled right after being made head still hands the head on."""
-        limiter = ProviderLimiter(RateLimits(requests_per_minute=60))
+        limiter = ProviderLimiter(RateLimits(requests_per_minute=60, burst=1.0))
         rec = Recorder(limiter, vt)
         await vt.run(rec.start("a"))
         b, c, d = rec.start("b"), rec.start("c"), rec.start("d")

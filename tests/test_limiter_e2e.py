@@ -1,5 +1,4 @@
 # SPDX-License-Identifier: MIT
-# ruff: noqa: SIM300 -- the project writes asserts as `expected == actual`
 """
 `ProviderLimiter` in front of the real openai SDK and the fault server.
 

@@ -1,5 +1,4 @@
 # SPDX-License-Identifier: MIT
-# ruff: noqa: SIM300 -- the project writes asserts as `expected == actual`
 """`RateLimits`: validation and configuration from the environment."""
 
 from __future__ import annotations
@@ -42,9 +41,9 @@ class TestValidation:
         assert str(info.value).startswith(f"{setting}: ")
 
     def test_defaults(self):
-        """No limits, one second of burst, a 256-token completion allowance."""
+        """No limits, 0.9 s of burst, a 256-token completion allowance."""
         limits = RateLimits()
-        assert (None, None, None, None, 1.0, None, 256) == (
+        assert (None, None, None, None, 0.9, None, 256) == (
             limits.requests_per_minute,
             limits.tokens_per_minute,
             limits.tokens_per_day,
@@ -64,20 +63,21 @@ class TestValidation:
         assert 500.0 == RateLimits(tokens_per_minute=1_000, tokens_per_day=500).max_request_tokens
 
 
-class TestFromEnv:
-    ENV = {
-        "LLMRL_RPM": "600",
-        "LLMRL_TPM": "90000",
-        "LLMRL_MAX_CONCURRENCY": "4",
-        "LLMRL_MAX_WAIT": "2.5",
-        "LLMRL_OPENAI_RPM": "500",
-        "LLMRL_MY_PROVIDER_TPD": "1000000",
-    }
+ENV = {
+    "LLMRL_RPM": "600",
+    "LLMRL_TPM": "90000",
+    "LLMRL_MAX_CONCURRENCY": "4",
+    "LLMRL_MAX_WAIT": "2.5",
+    "LLMRL_OPENAI_RPM": "500",
+    "LLMRL_MY_PROVIDER_TPD": "1000000",
+}
 
+
+class TestFromEnv:
     def test_defaults_and_service_override(self):
         """LLMRL_<SERVICE>_* overrides LLMRL_* for that service only."""
-        openai = RateLimits.from_env("openai", environ=self.ENV)
-        moonshot = RateLimits.from_env("moonshot", environ=self.ENV)
+        openai = RateLimits.from_env("openai", environ=ENV)
+        moonshot = RateLimits.from_env("moonshot", environ=ENV)
         assert (500.0, 90_000.0, 4, 2.5) == (
             openai.requests_per_minute,
             openai.tokens_per_minute,
@@ -88,7 +88,7 @@ class TestFromEnv:
 
     def test_service_name_normalised(self):
         """A service named my-provider reads LLMRL_MY_PROVIDER_*."""
-        assert 1_000_000.0 == RateLimits.from_env("my-provider", environ=self.ENV).tokens_per_day
+        assert 1_000_000.0 == RateLimits.from_env("my-provider", environ=ENV).tokens_per_day
 
     def test_empty_environment(self):
         """No variables give the defaults."""

@@ -1,5 +1,4 @@
 # SPDX-License-Identifier: MIT
-# ruff: noqa: SIM300 -- the project writes asserts as `expected == actual`
 """How `ProviderLimiter` obeys the server: cooldowns, 429s and rate-limit headers."""
 
 from __future__ import annotations
@@ -11,16 +10,18 @@ import pytest
 from llm_rate_limiter._limiter import DEFAULT_COOLDOWN, ProviderLimiter
 from llm_rate_limiter._limits import RateLimits
 
-from .test_limiter import START, Recorder, RecordingHook, VirtualTime, vt  # noqa: F401
+from .test_limiter import Recorder, RecordingHook, VirtualTime, vt_fixture  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 
 
 class TestCooldown:
     async def test_every_waiter_honours_it_then_resumes_at_rate(self, vt: VirtualTime):
-        """After cooldown(2) no call goes before 2 s; then they go one per 0.1 s, not all at once."""
+        """After cooldown(2) no call goes before 2 s; then one per 0.1 s, not all at once."""
         hook = RecordingHook()
-        limiter = ProviderLimiter(RateLimits(requests_per_minute=600), service="p", hook=hook)
+        limiter = ProviderLimiter(
+            RateLimits(requests_per_minute=600, burst=1.0), service="p", hook=hook
+        )
         rec = Recorder(limiter, vt)
         limiter.cooldown(2.0)
         assert 2.0 == limiter.cooldown_remaining()
@@ -40,7 +41,7 @@ class TestCooldown:
 
     async def test_shorter_never_cuts_longer(self, vt: VirtualTime):
         """A 1 s cooldown during a 3 s one leaves the 3 s end in place."""
-        limiter = ProviderLimiter(RateLimits(requests_per_minute=60))
+        limiter = ProviderLimiter(RateLimits(requests_per_minute=60, burst=1.0))
         limiter.cooldown(3.0)
         limiter.cooldown(1.0)
         assert 3.0 == limiter.cooldown_remaining()
@@ -48,7 +49,7 @@ class TestCooldown:
 
     async def test_token_bucket_resumes_at_rate(self, vt: VirtualTime):
         """After a cooldown the token bucket is full: a 5-token call waits 0.5 s more (10/s)."""
-        limiter = ProviderLimiter(RateLimits(tokens_per_minute=600))
+        limiter = ProviderLimiter(RateLimits(tokens_per_minute=600, burst=1.0))
         rec = Recorder(limiter, vt)
         limiter.cooldown(1.0)
         await vt.run(asyncio.gather(rec.start("a", 5), rec.start("b", 5)))
@@ -67,7 +68,9 @@ class TestRateLimited:
     async def test_retry_after(self, vt: VirtualTime):
         """A 429 with retry_after=3 counts a violation and pauses every caller 3 s."""
         hook = RecordingHook()
-        limiter = ProviderLimiter(RateLimits(requests_per_minute=60), service="p", hook=hook)
+        limiter = ProviderLimiter(
+            RateLimits(requests_per_minute=60, burst=1.0), service="p", hook=hook
+        )
         rec = Recorder(limiter, vt)
         limiter.on_rate_limited(3.0)
         await vt.run(asyncio.gather(rec.start("a"), rec.start("b")))
@@ -77,13 +80,13 @@ class TestRateLimited:
 
     async def test_retry_after_ms_header(self, vt: VirtualTime):
         """Without an explicit value the retry-after-ms header sets the pause."""
-        limiter = ProviderLimiter(RateLimits(requests_per_minute=60))
+        limiter = ProviderLimiter(RateLimits(requests_per_minute=60, burst=1.0))
         limiter.on_rate_limited(None, {"retry-after-ms": "1500"})
         assert 1.5 == limiter.cooldown_remaining()
 
     async def test_reset_header(self, vt: VirtualTime):
-        """A 429 whose headers say 0 requests remain until a 2 s reset pauses 2 s."""
-        limiter = ProviderLimiter(RateLimits(requests_per_minute=60))
+        """A 429 without retry-after whose headers say 0 requests remain until 2 s pauses 2 s."""
+        limiter = ProviderLimiter(RateLimits(requests_per_minute=60, burst=1.0))
         headers = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2s"}
         limiter.on_rate_limited(None, headers)
         assert 2.0 == limiter.cooldown_remaining()
@@ -98,7 +101,7 @@ class TestRateLimited:
 class TestHeaders:
     async def test_remaining_corrects_down(self, vt: VirtualTime):
         """remaining-requests 3 while the bucket believes 10 leaves 3 immediate admissions."""
-        limiter = ProviderLimiter(RateLimits(requests_per_minute=600))
+        limiter = ProviderLimiter(RateLimits(requests_per_minute=600, burst=1.0))
         rec = Recorder(limiter, vt)
         limiter.observe_headers({"x-ratelimit-remaining-requests": "3"})
         await vt.run(asyncio.gather(*(rec.start(str(i)) for i in range(4))))
@@ -106,7 +109,7 @@ class TestHeaders:
 
     async def test_never_corrects_up(self, vt: VirtualTime):
         """remaining-requests 9 after 8 local admissions (2 left) changes nothing."""
-        limiter = ProviderLimiter(RateLimits(requests_per_minute=600))
+        limiter = ProviderLimiter(RateLimits(requests_per_minute=600, burst=1.0))
         rec = Recorder(limiter, vt)
         await vt.run(asyncio.gather(*(rec.start(f"x{i}") for i in range(8))))
         limiter.observe_headers({"x-ratelimit-remaining-requests": "9"})
@@ -117,16 +120,31 @@ class TestHeaders:
 
     async def test_tokens_corrected(self, vt: VirtualTime):
         """remaining-tokens 4 (bucket believes 10) makes a 6-token call wait 0.2 s."""
-        limiter = ProviderLimiter(RateLimits(tokens_per_minute=600))
+        limiter = ProviderLimiter(RateLimits(tokens_per_minute=600, burst=1.0))
         rec = Recorder(limiter, vt)
         limiter.observe_headers({"x-ratelimit-remaining-tokens": "4"})
         await vt.run(rec.start("a", 6))
         assert {"a": 0.2} == rec.times()
 
-    async def test_exhausted_starts_cooldown(self, vt: VirtualTime):
-        """remaining-tokens 0 with a 6m0s reset pauses the provider 360 s."""
+    async def test_exhausted_fills_the_bucket(self, vt: VirtualTime):
+        """remaining-tokens 0 fills the token bucket: a 5-token call waits 0.5 s; no pause."""
         hook = RecordingHook()
-        limiter = ProviderLimiter(RateLimits(tokens_per_minute=600), service="p", hook=hook)
+        limiter = ProviderLimiter(
+            RateLimits(tokens_per_minute=600, burst=1.0), service="p", hook=hook
+        )
+        rec = Recorder(limiter, vt)
+        headers = {"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "6m0s"}
+        limiter.observe_headers(headers)
+        assert (0.0, []) == (limiter.cooldown_remaining(), hook.events)
+        await vt.run(rec.start("a", 5))
+        assert {"a": 0.5} == rec.times()
+
+    async def test_exhausted_without_bucket_pauses(self, vt: VirtualTime):
+        """remaining-tokens 0 with a 6m0s reset and no local token limit pauses 360 s."""
+        hook = RecordingHook()
+        limiter = ProviderLimiter(
+            RateLimits(requests_per_minute=60, burst=1.0), service="p", hook=hook
+        )
         headers = {"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "6m0s"}
         limiter.observe_headers(headers)
         assert 360.0 == limiter.cooldown_remaining()
@@ -142,11 +160,12 @@ class TestHeaders:
         assert [("limits", "p", 500.0, 30_000.0)] == hook.events
 
     async def test_settle_with_headers(self, vt: VirtualTime):
-        """Permit.settle passes the headers on: remaining-requests 0 with reset 1s pauses 1 s."""
-        limiter = ProviderLimiter(RateLimits(requests_per_minute=600))
+        """Permit.settle passes headers on: remaining-requests 0 makes the next call wait 0.1 s."""
+        limiter = ProviderLimiter(RateLimits(requests_per_minute=600, burst=1.0))
+        rec = Recorder(limiter, vt)
         async with limiter.acquire() as permit:
             permit.settle(
                 headers={"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1s"}
             )
-        assert 1.0 == limiter.cooldown_remaining()
-        assert START == vt.now
+        await vt.run(rec.start("next"))
+        assert {"next": 0.1} == rec.times()

@@ -1,5 +1,4 @@
 # SPDX-License-Identifier: MIT
-# ruff: noqa: SIM300 -- the project writes asserts as `expected == actual`
 """`ProviderLimiter.statistics()`: exact numbers, windows and health."""
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from llm_rate_limiter._limiter import ProviderLimiter
 from llm_rate_limiter._limits import RateLimits
 from llm_rate_limiter.exceptions import RequestTooLargeError
 
-from .test_limiter import START, Recorder, RecordingHook, VirtualTime, vt  # noqa: F401
+from .test_limiter import START, Recorder, RecordingHook, VirtualTime, vt_fixture  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.anyio
 async def _three_calls_and_a_denial(vt: VirtualTime) -> ProviderLimiter:
     """60 RPM: three 10-token calls at once (waits 0, 1, 2 s) and one too-large call."""
     limiter = ProviderLimiter(
-        RateLimits(requests_per_minute=60, tokens_per_minute=6_000), service="p"
+        RateLimits(requests_per_minute=60, tokens_per_minute=6_000, burst=1.0), service="p"
     )
     rec = Recorder(limiter, vt)
     await vt.run(asyncio.gather(*(rec.start(n, 10) for n in "abc")))
@@ -101,7 +100,7 @@ class TestNumbers:
 
     async def test_violations_make_critical(self, vt):
         """One server 429 per admitted call (over 10%) is critical."""
-        limiter = ProviderLimiter(RateLimits(requests_per_minute=600))
+        limiter = ProviderLimiter(RateLimits(requests_per_minute=600, burst=1.0))
         async with limiter.acquire():
             pass
         limiter.on_rate_limited(0.5)
@@ -123,7 +122,9 @@ class TestHookEvents:
     async def test_every_admission_reported(self, vt):
         """Each admission calls limiter_waited with its wait and tokens."""
         hook = RecordingHook()
-        limiter = ProviderLimiter(RateLimits(requests_per_minute=60), service="p", hook=hook)
+        limiter = ProviderLimiter(
+            RateLimits(requests_per_minute=60, burst=1.0), service="p", hook=hook
+        )
         rec = Recorder(limiter, vt)
         await vt.run(asyncio.gather(rec.start("a", 3), rec.start("b", 4)))
         assert [("waited", "p", 0.0, 3), ("waited", "p", 1.0, 4)] == hook.events

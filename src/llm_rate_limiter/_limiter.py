@@ -254,9 +254,16 @@ class ProviderLimiter(LimiterCore):
         Correct the buckets from a response's ``x-ratelimit-*`` headers.
 
         Remaining requests or tokens lower than the local bucket believes raise
-        its level (never lower it); a remaining count of 0 starts a cooldown
-        until the matching reset. Announced limits go to
+        its level (never lower it): a remaining count of 0 fills the bucket,
+        so the next call waits one request's (or its tokens') worth of the
+        local rate. A remaining count of 0 for a kind that has no local bucket
+        (say remaining tokens without ``tokens_per_minute``) pauses the
+        provider until the matching reset. Announced limits go to
         ``hook.server_limits_seen``.
+
+        OpenAI's ``reset`` is the time until the server's bucket is *full*
+        again, not until it admits the next request: pausing until it on every
+        exhausted response would leave most of the capacity unused.
 
         Args:
             headers: The response headers.
@@ -274,12 +281,12 @@ class ProviderLimiter(LimiterCore):
         ):
             if remaining is None:
                 continue
-            if remaining < 1.0 and reset is not None:
-                pause = max(pause, reset)
-            elif bucket is not None:
+            if bucket is not None:
                 floor = bucket.max_rate - remaining
                 if _fill(bucket, now) < floor:
                     bucket._level = floor
+            elif remaining < 1.0 and reset is not None:
+                pause = max(pause, reset)
         if pause > 0.0:
             self.cooldown(pause)
 
@@ -290,7 +297,9 @@ class ProviderLimiter(LimiterCore):
         React to a 429 the server sent although the call passed this limiter.
 
         Counts a violation and pauses the whole provider for *retry_after*
-        (else the ``retry-after`` or exhausted reset headers, else 1 second).
+        (else the ``retry-after``/``retry-after-ms`` header, else the reset of
+        an exhausted kind, else 1 second); the headers also correct the
+        buckets (see `observe_headers`).
 
         Args:
             retry_after: Seconds the server asked to wait, if known.
@@ -301,12 +310,23 @@ class ProviderLimiter(LimiterCore):
         self._stats.violations += 1
         self._hook.rate_limit_violation(self.service, retry_after)
         pause = retry_after
-        if pause is None and headers is not None:
-            pause = parse_retry_after(headers)
         if headers is not None:
+            if pause is None:
+                pause = parse_retry_after(headers)
+            if pause is None:
+                seen = parse_rate_limit_headers(headers)
+                resets = [
+                    reset
+                    for remaining, reset in (
+                        (seen.remaining_requests, seen.reset_requests),
+                        (seen.remaining_tokens, seen.reset_tokens),
+                    )
+                    if remaining is not None and remaining < 1.0 and reset is not None
+                ]
+                pause = max(resets, default=None)
             self.observe_headers(headers)
         if pause is None:
-            pause = DEFAULT_COOLDOWN if self.cooldown_remaining() <= 0.0 else 0.0
+            pause = DEFAULT_COOLDOWN
         if pause > 0.0:
             self.cooldown(pause)
 

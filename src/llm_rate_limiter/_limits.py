@@ -6,9 +6,15 @@ How the limits become buckets (see `ProviderLimiter`):
 
 - Each per-minute rate becomes a leaky bucket that drains at ``rate / 60`` per
   second and holds ``burst`` seconds' worth of it. Providers enforce their
-  per-minute limits over short slices (a limit of 600 RPM is typically 10 per
-  second), so the default ``burst=1.0`` never lets a burst exceed what one
-  second of the limit allows. The request bucket holds at least one request.
+  per-minute limits over short slices (a limit of 600 RPM is typically a
+  bucket of 10 refilled at 10 per second), so a burst must stay within one
+  second of the limit. The default ``burst=0.9`` stays a tenth of a second
+  below it: the server's bucket starts refilling only when the first request
+  *arrives*, and requests admitted ``1 / rate`` apart can arrive closer
+  together, so a bucket exactly as large as the server's draws a few 429s
+  at start-up and under jitter (measured against the fault server: 4 of 150
+  requests at 40 per second with ``burst=1.0``, none with 0.9). The request
+  bucket holds at least one request.
 - The token bucket may be smaller than one request. A request that costs more
   than the bucket holds, but no more than the per-minute (and per-day) limit,
   is still admitted: it waits until the bucket is empty and the excess is
@@ -60,9 +66,10 @@ class RateLimits:
         tokens_per_day: Tokens admitted per day.
         max_concurrency: Requests in flight at once.
         burst: Seconds' worth of each per-minute rate a bucket holds (default
-            1.0: never more at once than one second of the limit). The request
-            bucket holds at least one request; larger token requests are
-            admitted on an empty bucket with the excess carried as debt.
+            0.9: a little under the one second providers allow, a margin for
+            network jitter). The request bucket holds at least one request;
+            larger token requests are admitted on an empty bucket with the
+            excess carried as debt.
         max_wait: Longest predicted wait a call accepts; a call predicted to
             wait longer fails at once with `RateLimitTimeoutError`. None waits
             as long as needed.
@@ -80,7 +87,7 @@ class RateLimits:
     tokens_per_minute: float | None = None
     tokens_per_day: float | None = None
     max_concurrency: int | None = None
-    burst: float = 1.0
+    burst: float = 0.9
     max_wait: float | None = None
     completion_tokens: int = 256
 
