@@ -29,7 +29,12 @@ import aiolimiter
 import httpx2
 import openai
 import pybreaker
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from llm_rate_limiter import (
     AsyncLLMClient,

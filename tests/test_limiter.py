@@ -338,7 +338,8 @@ class TestRefusals:
         with pytest.raises(RateLimitTimeoutError) as info:
             async with limiter.acquire():
                 pass
-        assert (1.0, 0.5) == (pytest.approx(info.value.predicted_wait), info.value.max_wait)
+        assert pytest.approx(1.0) == info.value.predicted_wait
+        assert 0.5 == info.value.max_wait
         assert ("denied", "p", "max_wait") == hook.events[-1]
         stats = limiter.statistics()
         assert (1, 1, 1, 0) == (stats.admitted, stats.denied, stats.denied_max_wait, stats.queued)

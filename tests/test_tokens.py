@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: MIT
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import tiktoken
 import tiktoken.load
@@ -43,7 +45,7 @@ class TestHeuristic:
 
     def test_content_parts_and_none(self):
         """Text parts of multi-part content are counted; None values cost nothing."""
-        messages = [
+        messages: list[dict[str, Any]] = [
             {"role": "user", "content": [{"type": "text", "text": "abcdef"}]},
             {"role": "assistant", "content": None},
         ]
@@ -72,10 +74,17 @@ class TestTiktoken:
     def test_never_downloads(self, tmp_path, monkeypatch):
         """With an empty tiktoken cache the download is refused and the heuristic used."""
         monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
-        original = tiktoken.load.read_file
+        downloads: list[str] = []
+
+        def downloader(blobpath: str) -> bytes:
+            downloads.append(blobpath)
+            raise OSError(blobpath)
+
+        monkeypatch.setattr(tiktoken.load, "read_file", downloader)
         assert 4 == estimate_tokens("abcdefghij", model="gpt-4o-mini")
         assert _tokens._ENCODERS["gpt-4o-mini"] is None
-        assert original is tiktoken.load.read_file
+        assert [] == downloads
+        assert downloader is tiktoken.load.read_file
         assert [] == list(tmp_path.iterdir())
 
     def test_known_model_counts_with_its_encoding(self, monkeypatch):

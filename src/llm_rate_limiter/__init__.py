@@ -49,6 +49,8 @@ from ._headers import (
 from ._health import HealthThresholds
 from ._hooks import NULL_HOOK, CallOutcome, MetricsHook, NullHook
 from ._limiter import ProviderLimiter
+from ._limiter_permit import Permit
+from ._limiter_stats import HealthStatus, LimiterStatistics
 from ._limits import RateLimits
 from ._metrics import MetricsCollector
 from ._monitor import Monitor, log_monitoring_summary
@@ -87,12 +89,15 @@ __all__ = [
     "ConfigurationError",
     "DeadlineExceededError",
     "FallbackRecord",
+    "HealthStatus",
     "HealthThresholds",
     "LLMRateLimiterError",
+    "LimiterStatistics",
     "MetricsCollector",
     "MetricsHook",
     "Monitor",
     "NullHook",
+    "Permit",
     "PrometheusCollector",
     "ProviderConfig",
     "ProviderLimiter",

@@ -10,8 +10,8 @@ the SDK's own retries off (``max_retries=0``): retries happen in one place.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import openai

@@ -175,9 +175,7 @@ def provider_configs(settings: DemoSettings, urls: dict[str, str]) -> list[Provi
     On a real provider there is one provider, ``primary``, at ``settings.base_url``.
     """
     retry = RetryPolicy(max_retries=3, base_delay=0.05, max_delay=0.5, attempt_timeout=10.0)
-    breaker = BreakerPolicy(
-        fail_max=3, reset_timeout=settings.reset_timeout, half_open_max_calls=1
-    )
+    breaker = BreakerPolicy(fail_max=3, reset_timeout=settings.reset_timeout, half_open_max_calls=1)
     if not settings.embedded:
         return [
             ProviderConfig(

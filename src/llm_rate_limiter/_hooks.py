@@ -79,7 +79,7 @@ class MetricsHook(Protocol):
         """The retry budget refused a retry that the policy would have made."""
 
     def quota_exhausted(self, service: str) -> None:
-        """The provider refused a call for lack of quota (429 ``insufficient_quota``); not a rate."""
+        """The provider refused a call for lack of quota (a 429 ``insufficient_quota``)."""
 
     def fallback_taken(self, service: str, fallback: str, reason: RetryErrorType) -> None:
         """A call moved from *service* to *fallback* because of *reason*."""

@@ -17,21 +17,21 @@ used, and nothing outside this module touches the buckets:
 - **Giving back and taking more.** Reconciling an estimate with the real usage
   lowers the token level (credit) or raises it above ``max_rate`` (debt, paid
   before the next admission); headers reporting less remaining than the bucket
-  believes raise the level.
-- **Cooldown.** A 429 or an exhausted header pauses the whole provider; the
-  buckets are set so that when the pause ends the request bucket has room for
-  one request and the token bucket none, so waiters resume at the bucket's
-  rate, not all at once.
+  believes raise the level (an exhausted header fills the bucket).
+- **Cooldown.** A 429 (or an exhausted header for a kind with no local
+  bucket) pauses the whole provider; the buckets are set so that when the
+  pause ends the request bucket has room for one request and the token bucket
+  none, so waiters resume at the bucket's rate, not all at once.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from types import TracebackType
 
 from ._headers import parse_rate_limit_headers, parse_retry_after
-from ._limiter_core import _EPS, LimiterCore, _fill, _resolve, _utilization
+from ._limiter_core import LimiterCore, _fill, _utilization
+from ._limiter_permit import Permit
 from ._limiter_stats import HISTORY, LimiterStatistics, health, recent_waits
 from .exceptions import RequestTooLargeError
 
@@ -39,122 +39,6 @@ __all__ = ["Permit", "ProviderLimiter"]
 
 #: Pause after a 429 that says nothing about when to come back, in seconds.
 DEFAULT_COOLDOWN = 1.0
-
-
-class Permit:
-    """
-    One admission by a `ProviderLimiter`; an async context manager.
-
-    Entering waits for capacity; leaving frees the concurrency slot. Call
-    `settle` with the response's usage and headers; unsettled, the estimate
-    stands.
-
-    Attributes:
-        estimated: The tokens charged at admission.
-
-    .. versionadded:: 0.1.0
-    """
-
-    __slots__ = ("_charged", "_limiter", "estimated")
-
-    def __init__(self, limiter: ProviderLimiter, tokens: float) -> None:
-        self._limiter = limiter
-        self.estimated = tokens
-        # _charged stays unset until settled with a usage (one store less per call).
-
-    async def __aenter__(self) -> Permit:
-        # The fast path, inlined as it runs on every call: when nobody queues
-        # and everything fits, leak each bucket to now, check, charge; no
-        # allocation. Anything else goes to the FIFO queue (_wait).
-        limiter = self._limiter
-        tokens = self.estimated
-        time = limiter._time
-        now = time() if time is not None else limiter._bind()
-        if (
-            limiter._queue
-            or now < limiter._cooldown_until
-            or limiter._in_flight >= limiter._max_conc
-        ):
-            await limiter._wait(tokens, now)
-            return self
-        req = limiter._req
-        req_level = 0.0
-        if req is not None:
-            req_level = req._level
-            if req_level:
-                req_level -= (now - req._last_check) * req._rate_per_sec
-                if req_level < 0.0:
-                    req_level = 0.0
-            if req_level > limiter._req_room:
-                await limiter._wait(tokens, now)
-                return self
-        if tokens:
-            tok = limiter._tok
-            if tok is not None:
-                tok_level = tok._level
-                if tok_level:
-                    tok_level -= (now - tok._last_check) * tok._rate_per_sec
-                    if tok_level < 0.0:
-                        tok_level = 0.0
-                # Fits when level + min(tokens, capacity) <= capacity (+ epsilon):
-                # a request above capacity waits for an empty bucket.
-                if (tok_level + tokens > limiter._tok_room and tok_level > _EPS) or (
-                    limiter._day is not None and not limiter._charge_day(tokens, now)
-                ):
-                    await limiter._wait(tokens, now)
-                    return self
-                tok._level = tok_level + tokens
-                tok._last_check = now
-            elif limiter._day is not None and not limiter._charge_day(tokens, now):
-                await limiter._wait(tokens, now)
-                return self
-        if req is not None:
-            req._level = req_level + 1.0
-            req._last_check = now
-        limiter._in_flight += 1
-        stats = limiter._stats
-        if now >= stats.window_end:
-            stats.roll_window(now)
-        stats.window_requests += 1
-        stats.window_tokens += tokens
-        limiter._on_admit(limiter.service, 0.0, tokens)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        limiter = self._limiter
-        limiter._in_flight -= 1
-        if limiter._head_fut is not None:
-            _resolve(limiter._head_fut)
-
-    def settle(
-        self, used_tokens: float | None = None, headers: Mapping[str, str] | None = None
-    ) -> None:
-        """
-        Reconcile the estimate with the response: its usage and its headers.
-
-        May be called again (the last usage given counts).
-
-        Args:
-            used_tokens: ``usage.total_tokens`` of the response, if known.
-            headers: The response headers, to correct the buckets downward.
-
-        .. versionadded:: 0.1.0
-        """
-        limiter = self._limiter
-        if used_tokens is not None:
-            charged: float | None = getattr(self, "_charged", None)
-            if charged is None:
-                limiter.reconcile(self.estimated, used_tokens)
-            else:
-                limiter.reconcile(charged, used_tokens, estimated=self.estimated)
-            self._charged = used_tokens
-        if headers is not None:
-            limiter.observe_headers(headers)
 
 
 class ProviderLimiter(LimiterCore):
@@ -238,7 +122,7 @@ class ProviderLimiter(LimiterCore):
         stats = self._stats
         if now >= stats.window_end:
             stats.roll_window(now)
-        stats.window_tokens += delta
+        stats.window_tokens = max(0.0, stats.window_tokens + delta)
         if estimated is None:
             stats.tokens_estimated += charged
             stats.tokens_used += used

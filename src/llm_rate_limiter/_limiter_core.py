@@ -241,9 +241,9 @@ class LimiterCore:
             raise
         queue.popleft()
         self._queued_tokens = self._queued_tokens - tokens if queue else 0.0
-        self._take(tokens, now, now - start)
-        if queue:
+        if queue:  # first, so that a failing hook in _take cannot stall the queue
             _resolve(queue[0].fut)
+        self._take(tokens, now, now - start)
 
     def _leave(self, waiter: _Waiter) -> None:
         """Take a cancelled or failed waiter out of the queue; hand the head on."""

@@ -27,8 +27,8 @@ from ._hooks import NULL_HOOK, MetricsHook
 from ._limiter import ProviderLimiter
 from ._limits import RateLimits
 from ._retry import Retrier
-from ._retry_stats import RetryCallStats
 from ._retry_policy import RetryPolicy
+from ._retry_stats import RetryCallStats
 from .exceptions import CircuitOpenError
 
 __all__ = ["Attempt", "ResiliencePolicy", "rate_limit_hint"]

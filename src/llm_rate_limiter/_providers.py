@@ -186,9 +186,14 @@ class ProviderConfig:
 
 
 def _limits(service: str, env: Mapping[str, str], default: RateLimits | None) -> RateLimits | None:
-    prefix = f"LLMRL_{service.upper()}_"
-    keys = ("RPM", "TPM", "TPD", "MAX_CONCURRENCY", "MAX_WAIT")
-    configured = any(f"LLMRL_{k}" in env or f"{prefix}{k}" in env for k in keys)
-    if not configured:
+    """The profile's limits with any ``LLMRL_*`` rate-limit variables applied on top."""
+    from_env = RateLimits.from_env(service, environ=env)
+    blank = RateLimits()
+    changes = {
+        name: getattr(from_env, name)
+        for name in RateLimits.__dataclass_fields__
+        if getattr(from_env, name) != getattr(blank, name)
+    }
+    if not changes:
         return default
-    return RateLimits.from_env(service, environ=env)
+    return replace(default or blank, **changes)
