@@ -23,6 +23,7 @@ from ._compat import (
     get_health_status,
     get_service_status,
     get_system_performance_report,
+    log_monitoring_summary,
     moonshot_chat_limited,
     openai_chat_limited,
     rate_limited,
@@ -53,7 +54,7 @@ from ._limiter_permit import Permit
 from ._limiter_stats import HealthStatus, LimiterStatistics
 from ._limits import RateLimits
 from ._metrics import MetricsCollector
-from ._monitor import Monitor, log_monitoring_summary
+from ._monitor import Monitor
 from ._policy import ResiliencePolicy
 from ._prometheus import PrometheusCollector, register_prometheus
 from ._providers import ProviderConfig
