@@ -94,10 +94,9 @@ def _bare_composition() -> Callable[[Callable[[], Awaitable[Any]]], Awaitable[An
             stop=stop_after_attempt(3),
             reraise=True,
         ):
-            with attempt:
-                with breaker.calling():
-                    async with limiter:
-                        return await fn()
+            with attempt, breaker.calling():
+                async with limiter:
+                    return await fn()
         return None  # pragma: no cover
 
     return run

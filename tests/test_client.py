@@ -193,12 +193,16 @@ class TestStream:
         """A failure after the first chunk raises StreamInterruptedError, classified."""
         server.set_faults(stream_failure_rate=1.0)
         async with AsyncLLMClient([provider(server)]) as client:
-            received = 0
+            received: list[object] = []
+
+            async def consume() -> None:
+                async for chunk in client.chat_stream(MESSAGES):
+                    received.append(chunk)
+
             with pytest.raises(StreamInterruptedError) as caught:
-                async for _ in client.chat_stream(MESSAGES):
-                    received += 1
-        assert received >= 1
-        assert caught.value.chunks == received
+                await consume()
+        assert len(received) >= 1
+        assert caught.value.chunks == len(received)
         assert RetryErrorType.TRANSIENT_NETWORK == caught.value.kind
         assert 1 == server.stats().requests
 

@@ -126,7 +126,7 @@ class TestOtherErrors:
             (httpx2.ReadTimeout("slow", request=REQUEST), E.TIMEOUT),
             (httpx2.PoolTimeout("pool", request=REQUEST), E.TIMEOUT),
             (TimeoutError(), E.TIMEOUT),
-            (asyncio.TimeoutError(), E.TIMEOUT),
+            (asyncio.TimeoutError(), E.TIMEOUT),  # noqa: UP041 -- the alias is what users catch
             (ConnectionResetError(), E.TRANSIENT_NETWORK),
             (ConnectionRefusedError(), E.TRANSIENT_NETWORK),
             (OSError("network unreachable"), E.TRANSIENT_NETWORK),

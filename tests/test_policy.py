@@ -142,7 +142,8 @@ class TestComposition:
             task.cancel()
         results = await asyncio.gather(running, queued, return_exceptions=True)
         assert all(isinstance(r, asyncio.CancelledError) for r in results)
-        assert policy.breaker is not None and policy.limiter is not None
+        assert policy.breaker is not None
+        assert policy.limiter is not None
         assert "closed" == policy.breaker.state
         assert (0, 0) == (policy.limiter.statistics().in_flight, policy.limiter.statistics().queued)
         m = metrics.service_metrics("svc")
