@@ -65,7 +65,9 @@ async def _drive(
 class TestAgainstFaultServer:
     async def test_requests_limit(self):
         """150 calls at concurrency 30 against 40 requests/s: all succeed, at most 1% 429s."""
-        config = FaultConfig(rps=40, latency=0.005)
+        # The server shares this event loop with the client: its bucket holds 1.25 s
+        # so the loop's scheduling jitter does not read as a burst.
+        config = FaultConfig(rps=40, request_burst=50, latency=0.005)
         limiter = ProviderLimiter(RateLimits(requests_per_minute=40 * 60))
         async with FaultServer(config) as server:
             attempts = await _drive(server, limiter, calls=150, concurrency=30)
@@ -76,7 +78,7 @@ class TestAgainstFaultServer:
 
     async def test_tokens_limit(self):
         """100 calls against 1200 tokens/s (about 40 calls/s): all succeed, at most 1% 429s."""
-        config = FaultConfig(tps=1_200, completion_tokens=16, latency=0.005)
+        config = FaultConfig(tps=1_200, token_burst=1_500, completion_tokens=16, latency=0.005)
         limiter = ProviderLimiter(RateLimits(tokens_per_minute=1_200 * 60))
         async with FaultServer(config) as server:
             attempts = await _drive(server, limiter, calls=100, concurrency=30, max_tokens=16)

@@ -11,6 +11,7 @@ never an exception.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -38,6 +39,18 @@ def _finite_non_negative(value: float) -> float | None:
     return None
 
 
+@functools.lru_cache(maxsize=512)
+def _parse_duration_text(text: str) -> float | None:
+    try:
+        return _finite_non_negative(float(text))
+    except ValueError:
+        pass
+    if not _DURATION.fullmatch(text):
+        return None
+    total = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(text))
+    return _finite_non_negative(total)
+
+
 def parse_duration(value: str | None) -> float | None:
     """
     Parse a provider duration into seconds.
@@ -53,25 +66,25 @@ def parse_duration(value: str | None) -> float | None:
 
     .. versionadded:: 0.1.0
     """
-    if value is None:
+    if not isinstance(value, str):
         return None
     text = value.strip()
     if not text or len(text) > 64:
         return None
-    try:
-        return _finite_non_negative(float(text))
-    except ValueError:
-        pass
-    if not _DURATION.fullmatch(text):
-        return None
-    total = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(text))
-    return _finite_non_negative(total)
+    return _parse_duration_text(text)
 
 
 def _lower(headers: Mapping[str, str]) -> Mapping[str, str]:
-    # httpx2.Headers is case-insensitive already; a plain dict is not.
+    """A plain dict of the headers that matter, with lower-case names."""
     if isinstance(headers, dict):
         return {str(k).lower(): v for k, v in headers.items()}
+    multi_items = getattr(headers, "multi_items", None)
+    if multi_items is not None:
+        # httpx2.Headers: names come lower-cased; one pass beats a dozen .get() scans.
+        try:
+            return {k: v for k, v in multi_items() if k[:1] in ("x", "r")}
+        except Exception:
+            return headers
     return headers
 
 
