@@ -10,70 +10,30 @@ the SDK's own retries off (``max_retries=0``): retries happen in one place.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import replace
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
-import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from ._call_info import CallInfo, FallbackRecord
+from ._client_monitoring import ClientMonitoring
 from ._clock import SYSTEM_CLOCK, Clock
 from ._fallback import fallback_reason, validate_fallbacks
 from ._metrics import MetricsCollector
 from ._monitor import Monitor
 from ._policy import ResiliencePolicy
+from ._provider_runtime import ProviderRuntime
 from ._providers import ProviderConfig
 from ._retry_stats import RetryCallStats
-from ._stream import open_stream
-from ._tokens import estimate_request_tokens
+from ._stream import OpenStream
 from .exceptions import ClientClosedError, ConfigurationError
+
+T = TypeVar("T")
 
 __all__ = ["AsyncLLMClient"]
 
 
-class _Provider:
-    __slots__ = ("config", "policy", "sdk")
-
-    def __init__(self, config: ProviderConfig, policy: ResiliencePolicy) -> None:
-        self.config = config
-        self.policy = policy
-        self.sdk = openai.AsyncOpenAI(
-            api_key=config.api_key,
-            base_url=config.base_url,
-            max_retries=0,
-            timeout=config.timeout,
-            default_headers=dict(config.extra_headers) or None,
-            http_client=config.http_client,
-        )
-
-    def model(self, requested: str | None) -> str:
-        model = requested or self.config.model
-        if not model:
-            msg = f"no model given and provider {self.config.name!r} has no default model"
-            raise ConfigurationError("model", msg)
-        return model
-
-    def tokens(self, messages: Any, model: str, kwargs: Mapping[str, Any]) -> float:
-        limits = self.config.limits
-        if limits is None or (limits.tokens_per_minute is None and limits.tokens_per_day is None):
-            return 0.0
-        return float(
-            estimate_request_tokens(
-                messages,
-                model=model,
-                max_tokens=kwargs.get("max_tokens") or kwargs.get("max_completion_tokens"),
-                completion_tokens=limits.completion_tokens,
-            )
-        )
-
-
-def _settle(raw: Any) -> tuple[float | None, Any]:
-    usage = raw.parse().usage
-    return (usage.total_tokens if usage is not None else None), raw.headers
-
-
-class AsyncLLMClient:
+class AsyncLLMClient(ClientMonitoring):
     """
     Chat completions that survive rate limits, outages and flaky networks.
 
@@ -118,7 +78,7 @@ class AsyncLLMClient:
         self.default_provider = default_provider or names[0]
         self.metrics = metrics if metrics is not None else MetricsCollector(clock=clock)
         self._clock = clock
-        self._providers: dict[str, _Provider] = {}
+        self._providers: dict[str, ProviderRuntime] = {}
         for config in providers:
             policy = ResiliencePolicy(
                 config.name,
@@ -128,7 +88,7 @@ class AsyncLLMClient:
                 hook=self.metrics,
                 clock=clock,
             )
-            self._providers[config.name] = _Provider(config, policy)
+            self._providers[config.name] = ProviderRuntime(config, policy)
         self._chains: dict[str, tuple[str, ...]] = {
             name: (name, *self._fallbacks.get(name, ())) for name in names
         }
@@ -163,13 +123,6 @@ class AsyncLLMClient:
 
     # -- calls -----------------------------------------------------------------------------
 
-    def _provider(self, name: str) -> _Provider:
-        try:
-            return self._providers[name]
-        except KeyError:
-            msg = f"unknown provider {name!r} (known: {sorted(self._providers)})"
-            raise ConfigurationError("provider", msg) from None
-
     def _chain(self, provider: str | None) -> tuple[str, ...]:
         if self._closed:
             msg = "this AsyncLLMClient is closed"
@@ -197,6 +150,41 @@ class AsyncLLMClient:
         info.fallbacks.append(FallbackRecord(name, backup, reason, type(exc).__name__))
         self.metrics.fallback_taken(name, backup, reason)
         return True
+
+    async def _through_chain(
+        self,
+        provider: str | None,
+        model: str | None,
+        call_info: CallInfo | None,
+        run_one: Callable[[ProviderRuntime, str, RetryCallStats, int, float], Awaitable[T]],
+    ) -> T:
+        """Try each provider of the chain in turn with *run_one*, recording what happened."""
+        chain = self._chain(provider)
+        info = call_info if call_info is not None else CallInfo()
+        clock = self._clock
+        started = clock.monotonic()
+        for index, name in enumerate(chain):
+            runtime = self._providers[name]
+            use_model = runtime.model(model if index == 0 else None)
+            info.providers_tried.append(name)
+            stats = RetryCallStats()
+            try:
+                result = await run_one(runtime, use_model, stats, index, started)
+            except Exception as exc:
+                info.attempts += stats.attempts
+                info.retry_wait += stats.waited
+                if self._move_on(chain, index, exc, info):
+                    continue
+                info.latency = clock.monotonic() - started
+                if len(info.providers_tried) > 1:
+                    exc.add_note(f"llm_rate_limiter: providers tried: {info.providers_tried}")
+                raise
+            info.attempts += stats.attempts
+            info.retry_wait += stats.waited
+            info.provider = name
+            info.latency = clock.monotonic() - started
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover -- the loop returns or raises
 
     async def chat(
         self,
@@ -227,47 +215,15 @@ class AsyncLLMClient:
             openai.APIError: The last provider's error, with a note of every provider tried.
             ClientClosedError: The client was closed.
         """
-        chain = self._chain(provider)
-        info = call_info if call_info is not None else CallInfo()
-        started = self._clock.monotonic()
-        messages = list(messages)
-        for index, name in enumerate(chain):
-            p = self._providers[name]
-            use_model = p.model(model if index == 0 else None)
-            info.providers_tried.append(name)
-            stats = RetryCallStats()
-            create = p.sdk.chat.completions.with_raw_response.create
-            retry = None
-            if index == 0 and max_retries is not None:
-                retry = replace(p.config.retry, max_retries=max_retries)
+        message_list = list(messages)
 
-            def send(create: Any = create, use_model: Any = use_model) -> Any:
-                return create(messages=messages, model=use_model, **kwargs)
+        def run_one(
+            runtime: ProviderRuntime, use_model: str, stats: RetryCallStats, index: int, _: float
+        ) -> Awaitable[ChatCompletion]:
+            retries = max_retries if index == 0 else None
+            return runtime.complete(message_list, use_model, kwargs, stats, retries)
 
-            try:
-                raw = await p.policy.run(
-                    send,
-                    tokens=p.tokens(messages, use_model, kwargs),
-                    settle=_settle,
-                    stats=stats,
-                    retry=retry,
-                )
-            except Exception as exc:
-                info.attempts += stats.attempts
-                info.retry_wait += stats.waited
-                if self._move_on(chain, index, exc, info):
-                    continue
-                info.latency = self._clock.monotonic() - started
-                if len(info.providers_tried) > 1:
-                    exc.add_note(f"llm_rate_limiter: providers tried: {info.providers_tried}")
-                raise
-            info.attempts += stats.attempts
-            info.retry_wait += stats.waited
-            info.provider = name
-            info.latency = self._clock.monotonic() - started
-            completion: ChatCompletion = raw.parse()
-            return completion
-        raise AssertionError("unreachable")  # pragma: no cover -- the loop returns or raises
+        return await self._through_chain(provider, model, call_info, run_one)
 
     async def chat_stream(
         self,
@@ -287,40 +243,21 @@ class AsyncLLMClient:
         Yields:
             The SDK's ``ChatCompletionChunk`` objects.
         """
-        chain = self._chain(provider)
-        info = call_info if call_info is not None else CallInfo()
-        started = self._clock.monotonic()
-        messages = list(messages)
-        for index, name in enumerate(chain):
-            p = self._providers[name]
-            use_model = p.model(model if index == 0 else None)
-            info.providers_tried.append(name)
-            stats = RetryCallStats()
-            try:
-                stream = await open_stream(
-                    p.policy,
-                    p.sdk,
-                    messages=messages,
-                    model=use_model,
-                    tokens=p.tokens(messages, use_model, kwargs),
-                    kwargs=kwargs,
-                    stats=stats,
-                    started=started,
-                )
-            except Exception as exc:
-                info.attempts += stats.attempts
-                info.retry_wait += stats.waited
-                if self._move_on(chain, index, exc, info):
-                    continue
-                raise
-            info.attempts += stats.attempts
-            info.retry_wait += stats.waited
-            info.provider = name
-            info.latency = self._clock.monotonic() - started
-            async with stream:
-                async for chunk in stream:
-                    yield chunk
-            return
+        message_list = list(messages)
+
+        def run_one(
+            runtime: ProviderRuntime,
+            use_model: str,
+            stats: RetryCallStats,
+            index: int,
+            started: float,
+        ) -> Awaitable[OpenStream]:
+            return runtime.stream(message_list, use_model, kwargs, stats, started)
+
+        stream = await self._through_chain(provider, model, call_info, run_one)
+        async with stream:
+            async for chunk in stream:
+                yield chunk
 
     def policy(self, provider: str) -> ResiliencePolicy:
         """The `ResiliencePolicy` of *provider*, to wrap other calls to the same provider."""
@@ -330,60 +267,6 @@ class AsyncLLMClient:
     def providers(self) -> list[str]:
         """The provider names, in configuration order."""
         return list(self._providers)
-
-    # -- monitoring and control --------------------------------------------------------------
-
-    def health(self) -> dict[str, Any]:
-        """Overall and per-provider health: status, a 0-100 score, details."""
-        return self.metrics.health()
-
-    def service_status(self, provider: str) -> dict[str, Any]:
-        """One provider's status and metrics."""
-        self._provider(provider)
-        return self.metrics.service_status(provider)
-
-    def analyze_issues(self) -> dict[str, Any]:
-        """Frequent issues found, each with a specific recommendation."""
-        return self.metrics.analyze_issues()
-
-    def performance_report(self) -> dict[str, Any]:
-        """Totals, success rate, latency percentiles, tokens, retries, per provider."""
-        return self.metrics.performance_report()
-
-    def rate_limiter_stats(self) -> dict[str, dict[str, Any]]:
-        """Comprehensive rate-limiter metrics per provider."""
-        return self.metrics.rate_limiter_stats()
-
-    def circuit_breaker_stats(self) -> dict[str, dict[str, Any]]:
-        """Comprehensive circuit-breaker metrics per provider."""
-        return self.metrics.circuit_breaker_stats()
-
-    def reset_breaker(self, provider: str) -> None:
-        """Close *provider*'s breaker by hand."""
-        breaker = self._provider(provider).policy.breaker
-        if breaker is not None:
-            breaker.reset()
-
-    def reset_all_breakers(self) -> None:
-        """Close every provider's breaker."""
-        for name in self._providers:
-            self.reset_breaker(name)
-
-    def start_monitoring(self, interval: float = 300.0) -> Monitor:
-        """Start (or return) the background monitor: a log summary every *interval* seconds."""
-        if self._closed:
-            msg = "this AsyncLLMClient is closed"
-            raise ClientClosedError(msg)
-        if self._monitor is None or not self._monitor.running:
-            self._monitor = Monitor(self.metrics, interval=interval, clock=self._clock)
-            self._monitor.start()
-        return self._monitor
-
-    def log_monitoring_summary(self) -> dict[str, Any]:
-        """Log one structured summary now and return it."""
-        if self._monitor is not None:
-            return self._monitor.log_summary()
-        return Monitor(self.metrics, clock=self._clock).log_summary()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
