@@ -234,11 +234,19 @@ class TestLifecycle:
         )
 
     async def test_closed_client(self, server: FaultServer) -> None:
-        """A closed client refuses calls with ClientClosedError."""
+        """Closing stops the monitor; a closed client refuses calls with ClientClosedError."""
         client = AsyncLLMClient([provider(server)])
+        monitor = client.start_monitoring(interval=60)
+        assert monitor.running
         await client.aclose()
+        assert not monitor.running
         with pytest.raises(ClientClosedError):
             await client.chat(MESSAGES)
+        with pytest.raises(ClientClosedError):
+            await anext(client.chat_stream(MESSAGES))
+        with pytest.raises(ClientClosedError):
+            client.start_monitoring()
+        await client.aclose()  # idempotent
 
     def test_bad_configuration(self) -> None:
         """Unknown fallbacks, duplicate names and missing keys are refused by name."""

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from ._demo_scenario import DemoSettings
 
-__all__ = ["register", "run", "run_async"]
+__all__ = ["exit_code", "register", "run", "run_async"]
 
 _EXTRA_HINT = "pip install 'llm-rate-limiter[cli]'"
 
@@ -114,13 +114,27 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from rich.console import Console
 
-    console = Console(highlight=False)
+    live = sys.stdout.isatty()
+    console = Console(highlight=False, soft_wrap=not live)
     try:
-        asyncio.run(run_async(settings, console, live=sys.stdout.isatty()))
+        report = asyncio.run(run_async(settings, console, live=live))
+    except KeyboardInterrupt:
+        print("llm-rate-limiter demo: interrupted", file=sys.stderr)
+        return 130
     except OSError as exc:
         print(f"llm-rate-limiter demo: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return exit_code(report)
+
+
+def exit_code(report: dict[str, Any]) -> int:
+    """0 if at least one call was answered, else 1 (with a message on stderr)."""
+    calls = report["calls"]
+    if sum(calls["served_by"].values()) > 0:
+        return 0
+    errors = ", ".join(f"{n} x {name}" for name, n in calls["failures"].items()) or "none ended"
+    print(f"llm-rate-limiter demo: no call was answered ({errors})", file=sys.stderr)
+    return 1
 
 
 async def run_async(settings: DemoSettings, console: Console, *, live: bool) -> dict[str, Any]:

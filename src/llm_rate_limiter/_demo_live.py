@@ -7,6 +7,7 @@ Imports rich: only the ``demo`` command's handler imports this module.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -154,7 +155,7 @@ class LiveDisplay:
         self._live.update(Group(self._progress, self._table()), refresh=True)
 
 
-def display_for(console: Console, *, live: bool) -> Any:
+def display_for(console: Console, *, live: bool) -> Callable[[DemoRun], LiveDisplay | PlainDisplay]:
     """The display factory for `run_demo`: the live view if *live*, plain lines otherwise."""
 
     def make(run: DemoRun) -> LiveDisplay | PlainDisplay:

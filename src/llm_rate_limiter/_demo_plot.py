@@ -112,7 +112,33 @@ def plot_timeline(report: dict[str, Any], path: Path) -> None:
                     color=_ERROR_COLORS[k % len(_ERROR_COLORS)],
                     label=f"{name} {label}",
                 )
+        totals = []
+        for name in providers:
+            stats = report["server_stats"].get(name, {})
+            totals.append(
+                f"{name}: {stats.get('rate_limited', 0)} × 429, "
+                f"{stats.get('server_errors', 0)} × 5xx of {stats.get('requests', 0)} requests"
+            )
+        ax_err.text(
+            0.01,
+            0.95,
+            "\n".join(totals),
+            transform=ax_err.transAxes,
+            va="top",
+            fontsize=8,
+            bbox={"facecolor": "white", "alpha": 0.8, "lw": 0},
+        )
         ax_err.legend(loc="upper right", fontsize=8, ncol=2)
+    else:
+        ax_err.text(
+            0.5,
+            0.5,
+            "no server statistics: the provider is real",
+            transform=ax_err.transAxes,
+            ha="center",
+            va="center",
+            color="grey",
+        )
     ax_err.set_ylabel("server errors")
     ax_err.grid(alpha=0.3)
 

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._demo_scenario import fault_configs, provider_configs
+from ._demo_scenario import fault_configs
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -49,10 +49,7 @@ def jsonable(value: Any) -> Any:
 
 def _config(run: DemoRun) -> dict[str, Any]:
     settings = run.settings
-    urls = {name: server.base_url for name, server in run.servers.items()}
-    providers = [
-        {f: getattr(p, f) for f in _PROVIDER_FIELDS} for p in provider_configs(settings, urls)
-    ]
+    providers = [{f: getattr(p, f) for f in _PROVIDER_FIELDS} for p in run.providers]
     servers = {}
     if settings.embedded:
         for name, config in fault_configs(settings).items():
@@ -138,9 +135,9 @@ def findings(report: dict[str, Any]) -> list[str]:
             out.append("outage: the primary's breaker never opened")
         else:
             out.append(
-                f"outage from {outage['start']:.1f}s: the primary's breaker opened at {opened:.1f}s; "
-                f"{primary['server_requests']} requests reached the dead primary during the outage, "
-                f"the fallback served {backup.get('served', 0)} calls"
+                f"outage from {outage['start']:.1f}s: the primary's breaker opened at "
+                f"{opened:.1f}s; {primary['server_requests']} requests reached the dead primary "
+                f"during the outage, the fallback served {backup.get('served', 0)} calls"
             )
         closed = [t["t"] for t in transitions if t["to"] == "closed" and t["t"] >= outage["start"]]
         if closed:
@@ -152,9 +149,11 @@ def findings(report: dict[str, Any]) -> list[str]:
             out.append("recovery: the primary's breaker had not closed by the end")
     calls = report["calls"]
     failed = sum(calls["failures"].values())
+    kinds = ", ".join(f"{n} x {kind}" for kind, n in sorted(calls["failures"].items()))
     out.append(
         f"calls: {calls['calls_started']} started, {sum(calls['served_by'].values())} answered "
         f"({calls['served_after_fallback']} by a fallback), {failed} failed"
+        + (f" ({kinds})" if kinds else "")
     )
     return out
 
@@ -187,9 +186,10 @@ def print_summary(console: Console, report: dict[str, Any], paths: list[Path]) -
     metrics, latency = perf["performance_metrics"], perf["latency"]
     console.print("\n[bold]Performance report[/]")
     console.print(
-        f"  provider calls {metrics['total_requests']}, succeeded {metrics['successful_requests']}, "
-        f"failed {metrics['failed_requests']} (counted per provider: a call the breaker turned "
-        f"away and a fallback served counts as a primary failure)",
+        f"  provider calls {metrics['total_requests']}, "
+        f"succeeded {metrics['successful_requests']}, failed {metrics['failed_requests']} "
+        "(counted per provider: a call the breaker turned away and a fallback then served "
+        "counts as a failure of the primary)",
         highlight=False,
     )
     p50, p95 = latency["p50"], latency["p95"]
@@ -202,13 +202,17 @@ def print_summary(console: Console, report: dict[str, Any], paths: list[Path]) -
     )
     for name, service in perf["services"].items():
         console.print(
-            f"  {name}: {service['requests']} calls, success {service['success_rate']:.1%}, "
+            f"  {name}: {service['requests']} calls, success {_pct(service['success_rate'])}, "
             f"p95 {_ms(service['p95_latency'])}, breaker {service['circuit_state']}",
             highlight=False,
         )
     console.print(f"\nElapsed {report['elapsed_seconds']:.1f}s. Wrote:", highlight=False)
     for path in paths:
         console.print(f"  {path}", highlight=False)
+
+
+def _pct(share: float | None) -> str:
+    return "-" if share is None else f"{share:.1%}"
 
 
 def _ms(seconds: float | None) -> str:

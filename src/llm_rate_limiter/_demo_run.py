@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import AsyncExitStack
+from collections.abc import Callable
+from contextlib import AbstractContextManager, AsyncExitStack
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._client import AsyncLLMClient
@@ -24,6 +25,7 @@ from ._demo_scenario import (
     fault_configs,
     provider_configs,
 )
+from ._providers import ProviderConfig
 
 if TYPE_CHECKING:
     from .testing._server import FaultServer
@@ -58,6 +60,7 @@ class DemoRun:
         settings: DemoSettings,
         phases: list[Phase],
         client: AsyncLLMClient,
+        providers: list[ProviderConfig],
         servers: dict[str, FaultServer],
         load: LoadGenerator,
         pacer: Pacer,
@@ -67,6 +70,8 @@ class DemoRun:
         self.settings = settings
         self.phases = phases
         self.client = client
+        #: The client's provider settings (the report shows them, never their keys).
+        self.providers = providers
         self.servers = servers
         self.load = load
         self.pacer = pacer
@@ -75,8 +80,9 @@ class DemoRun:
         self.phase: Phase = phases[0]
         self.timeline: list[dict[str, Any]] = []
         self.phase_summaries: dict[str, dict[str, Any]] = {}
-        self._last_sample = (0.0, self.counters())
-        self._phase_mark = self._last_sample[1]
+        #: ``(time, counters)`` of each sample, the start first.
+        self._marks: list[tuple[float, dict[str, Any]]] = [(0.0, self.counters())]
+        self._phase_mark = self._marks[0][1]
 
     @property
     def elapsed(self) -> float:
@@ -121,22 +127,34 @@ class DemoRun:
         return out
 
     def _states_between(self, provider: str, t0: float, t1: float) -> list[str]:
-        states = [
-            new
-            for t, service, _, new in self.metrics.transitions
-            if service == provider and t0 <= t < t1
-        ]
-        current = self.breaker_state(provider)
+        """The breaker states *provider* was in between *t0* and *t1*, in order, once each."""
+        first, states = "closed", []
+        for t, service, _, new in self.metrics.transitions:
+            if service != provider:
+                continue
+            if t < t0:
+                first = new
+            elif t < t1:
+                states.append(new)
         seen: list[str] = []
-        for state in [*states, current]:
+        for state in [first, *states, self.breaker_state(provider)]:
             if state not in seen:
                 seen.append(state)
         return seen
 
-    def sample(self) -> dict[str, Any]:
-        """Add one timeline row: what happened since the previous sample."""
+    def sample(self, *, extend: bool = False) -> dict[str, Any]:
+        """
+        Add one timeline row: what happened since the previous sample.
+
+        With *extend*, replace the last row by one that also covers the time
+        since (for a short tail, which as a row of its own would show a
+        meaningless rate).
+        """
+        if extend and self.timeline:
+            self.timeline.pop()
+            self._marks.pop()
         t1, now = self.elapsed, self.counters()
-        t0, before = self._last_sample
+        t0, before = self._marks[-1]
         row = {
             "t": round(t1, 3),
             "dt": round(t1 - t0, 3),
@@ -148,7 +166,7 @@ class DemoRun:
             data["breaker"] = self.breaker_state(name)
             data["breaker_states"] = self._states_between(name, t0, t1)
         self.timeline.append(row)
-        self._last_sample = (t1, now)
+        self._marks.append((t1, now))
         return row
 
     def phase_at(self, t: float) -> Phase:
@@ -204,7 +222,9 @@ def _start_phase(run: DemoRun, phase: Phase, display: Display) -> None:
     display.phase_started(phase)
 
 
-async def run_demo(settings: DemoSettings, display_for: Any) -> dict[str, Any]:
+async def run_demo(
+    settings: DemoSettings, display_for: Callable[[DemoRun], AbstractContextManager[Display]]
+) -> dict[str, Any]:
     """
     Run the demo and return what the report needs.
 
@@ -228,9 +248,10 @@ async def run_demo(settings: DemoSettings, display_for: Any) -> dict[str, Any]:
         urls = {name: server.base_url for name, server in servers.items()}
         start = time.monotonic()
         metrics = DemoMetrics(start)
+        providers = provider_configs(settings, urls)
         fallbacks = {"primary": ["fallback"]} if settings.embedded else None
         client = await stack.enter_async_context(
-            AsyncLLMClient(provider_configs(settings, urls), fallbacks=fallbacks, metrics=metrics)
+            AsyncLLMClient(providers, fallbacks=fallbacks, metrics=metrics)
         )
         pacer = Pacer(settings.max_calls(phases))
         load = LoadGenerator(
@@ -242,13 +263,18 @@ async def run_demo(settings: DemoSettings, display_for: Any) -> dict[str, Any]:
             messages=[dict(m) for m in MESSAGES],
             max_tokens=MAX_TOKENS,
         )
-        run = DemoRun(settings, phases, client, servers, load, pacer, metrics, start)
+        run = DemoRun(settings, phases, client, providers, servers, load, pacer, metrics, start)
         with display_for(run) as display:
             load.start()
-            await _play(run, display)
+            try:
+                await _play(run, display)
+            except BaseException:
+                await load.stop(0.0)  # interrupted: cancel the calls in flight at once
+                raise
             cancelled = await load.stop(_GRACE)
-            if not run.timeline or run.elapsed - run.timeline[-1]["t"] > 0.05:
-                run.sample()
+            tail = run.elapsed - (run.timeline[-1]["t"] if run.timeline else 0.0)
+            if tail > 0.01:
+                run.sample(extend=tail < 0.5)
             display.phase_ended(phases[-1], run.end_phase(phases[-1]))
             display.refresh()
         return {

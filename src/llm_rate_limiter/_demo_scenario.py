@@ -4,8 +4,9 @@ The demo's script: its settings, the phases of its timeline, and the providers i
 
 Embedded mode starts two fault servers (primary and fallback). The client's
 limit for the primary is set 10% *above* what the primary server enforces, as
-people do when they copy a limit from a pricing page: the few 429s this costs
-are real, and the final analysis has something true to report.
+people do when they copy a limit from a pricing page. The client learns the
+real limit from the ``x-ratelimit-*`` headers, so 429s stay rare (often none),
+and the final analysis reports the configured limit as above the provider's.
 """
 
 from __future__ import annotations

@@ -109,13 +109,20 @@ def _failures(m: dict[str, Any], t: HealthThresholds) -> Issue | None:
         f"failed ({rate:.1%} > {t.max_failure_rate:.0%}); errors: {m['error_patterns']}"
     )
     retries = m["configured_max_retries"]
-    if (
-        top in ("transient_network", "timeout", "server_error", "rate_limit")
-        and retries is not None
-    ):
+    has_fallback = bool(m["fallbacks_taken"])
+    if has_fallback and m["breaker_openings"]:
         advice = (
-            f"raise max_retries from {retries} to {retries + 1} and add a fallback provider: "
-            f"most failures are {top}, which a later attempt or another provider can serve"
+            f"keep the fallback for {m['service']!r}: {m['fallbacks_taken']} calls moved on and "
+            f"the breaker opened {m['breaker_openings']} time(s); the failures are the "
+            f"provider's ({top}), so check its status rather than raising max_retries"
+        )
+    elif top in ("transient_network", "timeout", "server_error", "rate_limit") and (
+        retries is not None
+    ):
+        also = "" if has_fallback else " and add a fallback provider"
+        advice = (
+            f"raise max_retries from {retries} to {retries + 1}{also}: most failures are "
+            f"{top}, which a later attempt or another provider can serve"
         )
     elif top in ("authentication", "permanent"):
         advice = (
