@@ -167,16 +167,46 @@ class TestFallback:
                 await client.chat(MESSAGES, extra_body={"messages": "not a list"})
         assert 0 == backup.stats().requests
 
-    async def test_all_breakers_open(self, server: FaultServer) -> None:
-        """With the breaker forced open, the call fails fast with CircuitOpenError."""
-        async with AsyncLLMClient([provider(server, breaker=BreakerPolicy())]) as client:
-            client.policy("primary").breaker.force_open()  # type: ignore[union-attr]
+    async def test_open_breaker_fails_fast_when_told(self, server: FaultServer) -> None:
+        """With wait_for_breaker off, an open breaker fails the call at once."""
+        retry = RetryPolicy(max_retries=3, wait_for_breaker=False)
+        async with AsyncLLMClient([provider(server, breaker=BreakerPolicy(), retry=retry)]) as c:
+            c.policy("primary").breaker.force_open()  # type: ignore[union-attr]
             with pytest.raises(CircuitOpenError) as caught:
-                await client.chat(MESSAGES)
-            client.reset_all_breakers()
-            await client.chat(MESSAGES)
+                await c.chat(MESSAGES)
+            c.reset_all_breakers()
+            await c.chat(MESSAGES)
         assert "primary" == caught.value.service
         assert 1 == server.stats().requests
+
+    async def test_last_resort_waits_for_the_breaker(self, server: FaultServer) -> None:
+        """With no fallback left, a call waits out the open breaker and its trial succeeds."""
+        clock = FakeClock()
+        breaker = BreakerPolicy(fail_max=1, reset_timeout=30.0)
+        config = provider(server, breaker=breaker, retry=RetryPolicy(max_retries=3))
+        async with AsyncLLMClient([config], clock=clock) as client:
+            client.policy("primary").breaker.force_open()  # type: ignore[union-attr]
+            info = CallInfo()
+            await client.chat(MESSAGES, call_info=info)
+            state = client.policy("primary").breaker.state  # type: ignore[union-attr]
+        assert ("primary", 2, "closed") == (info.provider, info.attempts, state)
+        assert 1 == len(clock.sleeps)
+        assert 30.0 <= clock.sleeps[0] <= 30.0 + 0.1 * (30.0 + config.retry.base_delay)
+        assert 1 == server.stats().requests
+
+    async def test_fallback_does_not_wait_for_the_breaker(
+        self, server: FaultServer, backup: FaultServer
+    ) -> None:
+        """A call with a fallback left moves on at once instead of waiting."""
+        clock = FakeClock()
+        providers = [provider(server, breaker=BreakerPolicy()), provider(backup, "backup")]
+        async with AsyncLLMClient(providers, fallbacks={"primary": ["backup"]}, clock=clock) as c:
+            c.policy("primary").breaker.force_open()  # type: ignore[union-attr]
+            info = CallInfo()
+            await c.chat(MESSAGES, call_info=info)
+        assert ("backup", []) == (info.provider, clock.sleeps)
+        assert RetryErrorType.SERVER_ERROR == info.fallbacks[0].reason
+        assert 0 == server.stats().requests
 
 
 class TestStream:

@@ -123,7 +123,7 @@ class TestFirstAttempt:
         script = Script(error)
 
         with pytest.raises(type(error)) as info:
-            await make(clock).run(script)
+            await make(clock).run(script, last_resort=False)
 
         assert (error, 1, [], None) == (
             info.value,
@@ -529,3 +529,42 @@ class TestStatistics:
             stats.success_on_retry_rate,
             stats.error_types,
         )
+
+
+class TestWaitForBreaker:
+    async def test_last_resort_waits_out_an_open_breaker(self, clock: FakeClock) -> None:
+        """With no fallback left, a breaker refusal is retried after its retry_after plus jitter."""
+        script = Script(CircuitOpenError("openai", 5.0), CircuitOpenError("openai", 2.0), "ok")
+        retrier = Retrier(RetryPolicy(max_retries=3, base_delay=1.0), clock=clock, rng=lambda: 1.0)
+        assert "ok" == await retrier.run(script)
+        assert [5.0 + 0.1 * 6.0, 2.0 + 0.1 * 3.0] == pytest.approx(clock.sleeps)
+
+    async def test_half_open_refusal_backs_off(self, clock: FakeClock) -> None:
+        """A refusal with no wait (trial slots taken) backs off like any retry."""
+        script = Script(CircuitOpenError("openai", 0.0), "ok")
+        retrier = Retrier(RetryPolicy(max_retries=1, base_delay=1.0), clock=clock, rng=lambda: 0.5)
+        assert "ok" == await retrier.run(script)
+        assert [0.5] == clock.sleeps
+
+    @pytest.mark.parametrize(
+        ("policy", "last_resort"),
+        [
+            (RetryPolicy(max_retries=3), False),
+            (RetryPolicy(max_retries=3, wait_for_breaker=False), True),
+        ],
+        ids=["has-fallback", "disabled"],
+    )
+    async def test_no_wait(self, clock: FakeClock, policy: RetryPolicy, last_resort: bool) -> None:
+        """With a fallback left, or with wait_for_breaker off, the refusal ends the call."""
+        script = Script(CircuitOpenError("openai", 5.0), "ok")
+        with pytest.raises(CircuitOpenError):
+            await Retrier(policy, clock=clock).run(script, last_resort=last_resort)
+        assert (1, []) == (script.calls, clock.sleeps)
+
+    async def test_deadline_bounds_the_wait(self, clock: FakeClock) -> None:
+        """A breaker wait longer than the deadline allows is not slept: the refusal is raised."""
+        script = Script(CircuitOpenError("openai", 30.0), "ok")
+        policy = RetryPolicy(max_retries=3, deadline=10.0)
+        with pytest.raises(CircuitOpenError):
+            await Retrier(policy, clock=clock).run(script)
+        assert (1, []) == (script.calls, clock.sleeps)

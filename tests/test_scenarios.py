@@ -100,7 +100,8 @@ class TestDiagnosis:
     async def test_outage(self, server: FaultServer) -> None:
         """An outage reports circuit_breaker_activations and elevated_failure_rate."""
         server.outage(3600)
-        async with client_for(server, breaker=BreakerPolicy(fail_max=3)) as client:
+        retry = RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.05, wait_for_breaker=False)
+        async with client_for(server, breaker=BreakerPolicy(fail_max=3), retry=retry) as client:
             assert CALLS == await run_calls(client, concurrent=False)
             types = issue_types(client)
             status = client.health()["status"]

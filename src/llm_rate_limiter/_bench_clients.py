@@ -11,6 +11,9 @@ The four clients ``llm-rate-limiter bench`` compares, behind one small interface
   at the server's request rate (and one for tokens when the server limits
   tokens), tenacity's ``AsyncRetrying`` with ``wait_random_exponential`` and
   ``stop_after_attempt``, the SDK's retries off.
+- ``ours_wait_open`` (an experiment, not in the default set): ``ours``, with
+  the caller sleeping out `CircuitOpenError.retry_after` (plus jitter) and
+  trying again while the call's deadline allows, instead of failing at once.
 
 Retries are comparable: 8 at most, backoff from 0.5 s up to 8 s (the SDK's own
 schedule), within the scenario's per-call deadline.
@@ -18,18 +21,20 @@ schedule), within the scenario's per-call deadline.
 
 from __future__ import annotations
 
+import asyncio
+import random
 from typing import TYPE_CHECKING, Any, Protocol
 
 import openai
 
-from ._bench_scenarios import CLIENT_NAMES, BenchRequest, Scenario
+from ._bench_scenarios import ALL_CLIENTS, BenchRequest, Scenario
+from .exceptions import CircuitOpenError
 
 if TYPE_CHECKING:
     from aiolimiter import AsyncLimiter
 
 __all__ = [
     "BREAKER",
-    "CLIENT_NAMES",
     "BenchClient",
     "make_client",
 ]
@@ -60,14 +65,17 @@ def _attempt_timeout(scenario: Scenario) -> float:
 
 
 class _Ours:
-    def __init__(self, base_url: str, scenario: Scenario) -> None:
+    def __init__(self, base_url: str, scenario: Scenario, *, wait_open: bool = False) -> None:
         from ._breaker_policy import BreakerPolicy
         from ._client import AsyncLLMClient
         from ._limits import RateLimits
         from ._providers import ProviderConfig
         from ._retry_policy import RetryPolicy
 
-        self.name = "ours"
+        self.name = "ours_wait_open" if wait_open else "ours"
+        self.wait_open = wait_open
+        self.deadline = scenario.call_deadline
+        self.rng = random.Random(11)
         limits = None
         if scenario.rps is not None or scenario.tps is not None:
             limits = RateLimits(
@@ -93,7 +101,21 @@ class _Ours:
         self.client = AsyncLLMClient([config])
 
     async def call(self, request: BenchRequest) -> None:
-        await self.client.chat(request.messages, max_tokens=request.max_tokens)
+        if not self.wait_open:
+            await self.client.chat(request.messages, max_tokens=request.max_tokens)
+            return
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.deadline
+        while True:
+            try:
+                await self.client.chat(request.messages, max_tokens=request.max_tokens)
+            except CircuitOpenError as exc:
+                wait = exc.retry_after + self.rng.uniform(0.05, 0.25)
+                if loop.time() + wait >= end:
+                    raise
+                await asyncio.sleep(wait)
+            else:
+                return
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -167,18 +189,18 @@ class _TenacityAiolimiter(_Sdk):
 
 def make_client(name: str, base_url: str, scenario: Scenario) -> BenchClient:
     """
-    Build the client called *name* (one of `CLIENT_NAMES`) for *scenario*.
+    Build the client called *name* (one of `ALL_CLIENTS`) for *scenario*.
 
     Raises:
         ValueError: An unknown client name.
     """
-    if name == "ours":
-        return _Ours(base_url, scenario)
+    if name in ("ours", "ours_wait_open"):
+        return _Ours(base_url, scenario, wait_open=name == "ours_wait_open")
     if name == "sdk_default":
         return _Sdk(name, base_url, scenario, openai.DEFAULT_MAX_RETRIES)
     if name == "sdk_retries8":
         return _Sdk(name, base_url, scenario, _MAX_RETRIES)
     if name == "tenacity_aiolimiter":
         return _TenacityAiolimiter(base_url, scenario)
-    msg = f"unknown client {name!r} (known: {', '.join(CLIENT_NAMES)})"
+    msg = f"unknown client {name!r} (known: {', '.join(ALL_CLIENTS)})"
     raise ValueError(msg)

@@ -7,13 +7,14 @@ The figures of one benchmark run, from the client's records and the server's cou
   limit binds); only for closed-loop rate-limited scenarios;
 - outage: requests that reached the server while it was down (its timeline's
   seconds inside the outage window), the most in any one second after the
-  first, and the time from the outage's end until the successes of a 1 s
-  window reach 80% of the offered rate;
+  first, and the time from the outage's end to the first success that starts
+  a 1 s window holding 80% of the offered rate;
 - insufficient_quota retries: server requests minus calls sent.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -34,7 +35,6 @@ __all__ = [
 
 #: Throughput counts as steady again at this fraction of the offered rate.
 STEADY_FRACTION = 0.8
-_STEP = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +88,9 @@ def recovery_time(
     finished: Sequence[float], outage_end: float, rate: float, run_end: float
 ) -> float | None:
     """
-    Seconds from *outage_end* until a 1 s window holds ``STEADY_FRACTION * rate`` successes.
+    Seconds from *outage_end* to the first success that starts a steady 1 s window.
+
+    A window is steady when it holds ``STEADY_FRACTION * rate`` successes.
 
     Args:
         finished: Completion times of the successful calls.
@@ -101,17 +103,11 @@ def recovery_time(
     """
     times = sorted(t for t in finished if t >= outage_end)
     need = STEADY_FRACTION * rate
-    start = outage_end
-    low = high = 0
-    while start + 1.0 <= run_end + 1e-9:
-        while low < len(times) and times[low] < start:
-            low += 1
-        high = max(high, low)
-        while high < len(times) and times[high] < start + 1.0:
-            high += 1
-        if high - low >= need:
-            return round(start - outage_end, 2)
-        start += _STEP
+    for index, first in enumerate(times):
+        if first + 1.0 > run_end + 1e-9:
+            break
+        if bisect.bisect_left(times, first + 1.0) - index >= need:
+            return round(first - outage_end, 2)
     return None
 
 

@@ -55,11 +55,7 @@ def markdown(report: Mapping[str, Any]) -> str:
             cells = " | ".join(_cell(s[key]) for key, _ in _COLUMNS)
             lines.append(f"| {name} | {client} | {cells} |")
     out = ["## Load benchmark", ""]
-    out += [
-        f"- **{n}**: {s['scenario']['description']}, {s['scenario']['calls']} calls, "
-        f"concurrency {s['scenario']['concurrency']}"
-        for n, s in report["scenarios"].items()
-    ]
+    out += [f"- **{n}**: {s['description']}" for n, s in report["scenarios"].items()]
     out += ["", *lines, ""]
     if report["targets"]:
         out += ["### Targets", "", "| scenario | target | " + " | ".join(clients) + " |"]
@@ -78,7 +74,11 @@ def markdown(report: Mapping[str, Any]) -> str:
         out.append("")
     out.append(
         "Latencies are of successful calls, from send to reply, retries and waits included. "
-        "429s, requests and outage figures are counted by the fault server."
+        "429s, requests and outage figures are counted by the fault server. Goodput is "
+        "successes over what the server could admit while the client ran (burst + rate x "
+        "wall time; tokens when they bind): a client that fails calls fast ends early, so "
+        "read it with the failures. Recovery: from the outage's end to the first success "
+        "that starts a 1 s window holding 80% of the offered rate."
     )
     return "\n".join(out) + "\n"
 
@@ -110,11 +110,16 @@ def _timeline(plt: Any, name: str, scenario: Mapping[str, Any], path: Path) -> N
     fig, axes = plt.subplots(len(clients), 1, figsize=(9, 1.9 * len(clients) + 0.8), sharex=True)
     axes = list(axes) if len(clients) > 1 else [axes]
     for ax, (client, s) in zip(axes, clients.items(), strict=True):
-        rows = s["timeline"]
-        ts = [row["t"] + 0.5 for row in rows]
-        ax.plot(ts, [row["arrivals"] for row in rows], "--", color="grey", label="arrivals")
-        ax.plot(ts, [row["accepted"] for row in rows], "-o", ms=3, label="accepted")
-        ax.plot(ts, [row["rate_limited"] for row in rows], "-", color="red", label="429s")
+        by_second = {row["t"]: row for row in s["timeline"]}
+        span = range(max(by_second, default=0) + 2)
+        ts = list(span)
+        for key, style, colour, label in (
+            ("arrivals", "--", "grey", "arrivals"),
+            ("accepted", "-", "tab:blue", "accepted"),
+            ("rate_limited", "-", "red", "429s"),
+        ):
+            ys = [by_second.get(t, {}).get(key, 0) for t in span]
+            ax.step(ts, ys, style, where="post", color=colour, label=label)
         if info.get("rps"):
             ax.axhline(info["rps"], color="black", lw=0.8, ls=":", label="limit")
         if info.get("outage"):
@@ -123,7 +128,7 @@ def _timeline(plt: Any, name: str, scenario: Mapping[str, Any], path: Path) -> N
         ax.set_ylabel("req/s")
         ax.set_title(client, fontsize=9, loc="left")
     axes[0].legend(fontsize=7, ncol=5, loc="upper right")
-    axes[-1].set_xlabel("seconds since start (server timeline)")
+    axes[-1].set_xlabel("seconds since start (server timeline, per whole second)")
     fig.suptitle(f"{name}: requests per second at the server", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -148,8 +153,9 @@ def write_plots(report: Mapping[str, Any], output: Path) -> list[Path]:
     _bars(axes[0][1], report, "server_429", "429s at the server", log=True)
     _bars(axes[1][0], report, "p95_ms", "p95 latency of successes (ms)", log=True)
     _bars(axes[1][1], report, "server_requests", "requests that reached the server", log=True)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=8)
+    fig.tight_layout(rect=(0.0, 0.0, 1.0, 0.95))
     path = output / "bench-summary.png"
     fig.savefig(path, dpi=90)
     plt.close(fig)

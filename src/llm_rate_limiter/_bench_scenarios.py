@@ -17,9 +17,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 __all__ = [
+    "ALL_CLIENTS",
     "CLIENT_NAMES",
     "MAX_TOKENS",
     "SCENARIOS",
+    "WARM_UP_SETTINGS",
     "BenchRequest",
     "Scenario",
     "build_requests",
@@ -27,8 +29,10 @@ __all__ = [
     "server_settings",
 ]
 
-#: The clients compared, in report order (built in `_bench_clients`).
+#: The clients compared by default, in report order (built in `_bench_clients`).
 CLIENT_NAMES: tuple[str, ...] = ("ours", "sdk_default", "sdk_retries8", "tenacity_aiolimiter")
+#: Every client ``--clients`` accepts: the default ones, then experiments.
+ALL_CLIENTS: tuple[str, ...] = (*CLIENT_NAMES, "ours_wait_open")
 
 #: ``max_tokens`` of every benchmark request (the server charges it up front).
 MAX_TOKENS = 64
@@ -58,6 +62,9 @@ _BASE_SETTINGS: dict[str, Any] = {
     "seed": 0,
 }
 
+#: The settings of the warm-up call each client makes before its run: no limits, no faults.
+WARM_UP_SETTINGS: dict[str, Any] = dict(_BASE_SETTINGS)
+
 
 @dataclass(frozen=True, slots=True)
 class BenchRequest:
@@ -82,7 +89,6 @@ class Scenario:
 
     Attributes:
         name: The scenario's name (``--scenarios``).
-        description: One line for the report.
         calls: Calls per client.
         concurrency: Calls in flight at most.
         rps: The server's request limit per second, or None.
@@ -95,7 +101,6 @@ class Scenario:
     """
 
     name: str
-    description: str
     calls: int
     concurrency: int
     rps: float | None = None
@@ -105,6 +110,27 @@ class Scenario:
     outage: tuple[float, float] | None = None
     call_deadline: float = 20.0
     max_seconds: float = 60.0
+
+    def describe(self) -> str:
+        """One line for the report: the server's state and the load."""
+        parts = []
+        if self.rps is not None:
+            parts.append(f"server limit {self.rps:g} requests/s")
+        if self.tps is not None:
+            parts.append(f"{self.tps:g} tokens/s")
+        for key, text in (("error_503_rate", "503s"), ("drop_rate", "dropped connections")):
+            if self.faults.get(key):
+                parts.append(f"{self.faults[key]:.0%} {text}")
+        if self.faults.get("insufficient_quota"):
+            parts.append("every request answered 429 insufficient_quota")
+        if self.outage is not None:
+            parts.append(f"a {self.outage[1]:g} s outage from {self.outage[0]:g} s")
+        if self.arrival_rate is not None:
+            parts.append(f"calls arrive at {self.arrival_rate:g}/s")
+        else:
+            parts.append("closed loop")
+        parts.append(f"{self.calls} calls, concurrency {self.concurrency}")
+        return "; ".join(parts)
 
     @property
     def rate_limited(self) -> bool:
@@ -117,21 +143,18 @@ SCENARIOS: dict[str, Scenario] = {
     for s in (
         Scenario(
             "rate_limited",
-            "server limit 50 requests/s, closed loop",
             calls=400,
             concurrency=40,
             rps=50.0,
         ),
         Scenario(
             "flaky",
-            "10% 503 and 5% dropped connections, no limit",
             calls=400,
             concurrency=40,
             faults={"error_503_rate": 0.10, "drop_rate": 0.05},
         ),
         Scenario(
             "outage",
-            "5 s outage 3 s in; 50 requests/s; calls arrive at 30/s",
             calls=400,
             concurrency=40,
             rps=50.0,
@@ -140,14 +163,12 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "insufficient_quota",
-            "every request answered 429 insufficient_quota",
             calls=40,
             concurrency=40,
             faults={"insufficient_quota": True},
         ),
         Scenario(
             "token_limited",
-            "3000 tokens/s binds before 50 requests/s, closed loop",
             calls=200,
             concurrency=40,
             rps=50.0,
@@ -173,9 +194,9 @@ _QUICK: dict[str, dict[str, Any]] = {
 
 
 def quick_scenario(scenario: Scenario) -> Scenario:
-    """Return *scenario* with small sizes, a 3 s call deadline and a 10 s cap."""
+    """Return *scenario* with small sizes, a 2.5 s call deadline and a 10 s cap."""
     changes = _QUICK.get(scenario.name, {})
-    return replace(scenario, call_deadline=3.0, max_seconds=10.0, **changes)
+    return replace(scenario, call_deadline=2.5, max_seconds=10.0, **changes)
 
 
 def server_settings(scenario: Scenario) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 
 __all__ = ["register"]
 
-from ._bench_scenarios import CLIENT_NAMES, SCENARIOS
+from ._bench_scenarios import ALL_CLIENTS, CLIENT_NAMES, SCENARIOS
 
 _SCENARIOS = tuple(SCENARIOS)
 _CLIENTS = CLIENT_NAMES
@@ -62,9 +62,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--clients",
-        type=_names(_CLIENTS),
+        type=_names(ALL_CLIENTS),
         default=_CLIENTS,
-        help=f"comma list (default: all: {','.join(_CLIENTS)})",
+        help=(
+            f"comma list (default: {','.join(_CLIENTS)}; also ours_wait_open: ours, "
+            "with the caller waiting out an open breaker instead of failing)"
+        ),
     )
     parser.add_argument("--calls", type=_positive, default=None, help="calls per client")
     parser.add_argument("--concurrency", type=_positive, default=None, help="calls in flight")

@@ -156,7 +156,7 @@ class AsyncLLMClient(ClientMonitoring):
         provider: str | None,
         model: str | None,
         call_info: CallInfo | None,
-        run_one: Callable[[ProviderRuntime, str, RetryCallStats, int, float], Awaitable[T]],
+        run_one: Callable[[ProviderRuntime, str, RetryCallStats, int, bool, float], Awaitable[T]],
     ) -> T:
         """Try each provider of the chain in turn with *run_one*, recording what happened."""
         chain = self._chain(provider)
@@ -169,7 +169,8 @@ class AsyncLLMClient(ClientMonitoring):
             info.providers_tried.append(name)
             stats = RetryCallStats()
             try:
-                result = await run_one(runtime, use_model, stats, index, started)
+                last = index + 1 == len(chain)
+                result = await run_one(runtime, use_model, stats, index, last, started)
             except Exception as exc:
                 info.attempts += stats.attempts
                 info.retry_wait += stats.waited
@@ -218,10 +219,15 @@ class AsyncLLMClient(ClientMonitoring):
         message_list = list(messages)
 
         def run_one(
-            runtime: ProviderRuntime, use_model: str, stats: RetryCallStats, index: int, _: float
+            runtime: ProviderRuntime,
+            use_model: str,
+            stats: RetryCallStats,
+            index: int,
+            last: bool,
+            _: float,
         ) -> Awaitable[ChatCompletion]:
             retries = max_retries if index == 0 else None
-            return runtime.complete(message_list, use_model, kwargs, stats, retries)
+            return runtime.complete(message_list, use_model, kwargs, stats, retries, last)
 
         return await self._through_chain(provider, model, call_info, run_one)
 
@@ -250,9 +256,10 @@ class AsyncLLMClient(ClientMonitoring):
             use_model: str,
             stats: RetryCallStats,
             index: int,
+            last: bool,
             started: float,
         ) -> Awaitable[OpenStream]:
-            return runtime.stream(message_list, use_model, kwargs, stats, started)
+            return runtime.stream(message_list, use_model, kwargs, stats, started, last)
 
         stream = await self._through_chain(provider, model, call_info, run_one)
         async with stream:

@@ -204,6 +204,7 @@ class ResiliencePolicy:
         settle: Callable[[R], tuple[float | None, Any]] | None = None,
         stats: RetryCallStats | None = None,
         retry: RetryPolicy | None = None,
+        last_resort: bool = True,
     ) -> R:
         """
         Run *send* (a zero-argument coroutine factory) through the whole policy.
@@ -214,6 +215,8 @@ class ResiliencePolicy:
             settle: Maps a result to ``(used_tokens, headers)`` for the limiter.
             stats: Filled with the call's attempts and waits.
             retry: A retry policy for this call only (its retry budget is not shared).
+            last_resort: The call has no fallback left: an open breaker's refusal is
+                waited out (``RetryPolicy.wait_for_breaker``) rather than returned.
 
         Returns:
             What *send* returned.
@@ -229,7 +232,7 @@ class ResiliencePolicy:
             retrier = self.retrier
             if retry is not None and retry != self.retry_policy:
                 retrier = Retrier(retry, service=name, hook=hook, clock=clock)
-            result = await retrier.run(attempt.run, stats=stats)
+            result = await retrier.run(attempt.run, stats=stats, last_resort=last_resort)
         except Exception:
             hook.call_finished(name, "failure", clock.monotonic() - started, stats.attempts)
             raise

@@ -71,6 +71,7 @@ class ProviderRuntime:
         kwargs: Mapping[str, Any],
         stats: RetryCallStats,
         max_retries: int | None = None,
+        last_resort: bool = True,
     ) -> ChatCompletion:
         """One chat completion through the policy; the response headers feed the limiter."""
         create = self.sdk.chat.completions.with_raw_response.create
@@ -87,6 +88,7 @@ class ProviderRuntime:
             settle=_settle,
             stats=stats,
             retry=retry,
+            last_resort=last_resort,
         )
         completion: ChatCompletion = raw.parse()
         return completion
@@ -98,6 +100,7 @@ class ProviderRuntime:
         kwargs: Mapping[str, Any],
         stats: RetryCallStats,
         started: float,
+        last_resort: bool = True,
     ) -> OpenStream:
         """Open a stream through the policy: retries end with its first chunk."""
         return await open_stream(
@@ -109,4 +112,5 @@ class ProviderRuntime:
             kwargs=kwargs,
             stats=stats,
             started=started,
+            last_resort=last_resort,
         )

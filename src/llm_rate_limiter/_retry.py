@@ -27,7 +27,12 @@ from ._retry_budget import BudgetWindow
 from ._retry_call import CallState
 from ._retry_policy import RetryPolicy, parse_retry_on
 from ._retry_stats import RetryCallStats, RetryStatistics
-from .exceptions import ConfigurationError, DeadlineExceededError, LLMRateLimiterError
+from .exceptions import (
+    CircuitOpenError,
+    ConfigurationError,
+    DeadlineExceededError,
+    LLMRateLimiterError,
+)
 
 __all__ = ["Retrier", "retry_with_backoff"]
 
@@ -100,7 +105,11 @@ class Retrier:
         self._errors: dict[RetryErrorType, int] = {}
 
     async def run(
-        self, attempt: Callable[[], Awaitable[T]], *, stats: RetryCallStats | None = None
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        stats: RetryCallStats | None = None,
+        last_resort: bool = True,
     ) -> T:
         """
         Call *attempt* until it succeeds or the policy gives up.
@@ -108,6 +117,9 @@ class Retrier:
         Args:
             attempt: Makes one attempt; called once per attempt.
             stats: Filled in with this call's attempts, wait and errors.
+            last_resort: The call has no fallback left, so with
+                ``policy.wait_for_breaker`` an open breaker's refusal is waited
+                out (after its ``retry_after``) instead of ending the call.
 
         Returns:
             The first successful result.
@@ -123,9 +135,10 @@ class Retrier:
         self._calls += 1
         if self._budget is not None:
             self._budget.record_request()
+        wait_open = last_resort and self.policy.wait_for_breaker
         deadline = self.policy.deadline
         if deadline is not None:
-            return await self._run_with_deadline(attempt, stats, deadline)
+            return await self._run_with_deadline(attempt, stats, deadline, wait_open)
         self._attempts += 1
         try:
             result = await attempt()
@@ -136,7 +149,7 @@ class Retrier:
             if stats is not None:
                 stats.attempts = 1
             return result
-        return await self._retry(CallState(self, attempt, stats, None), first)
+        return await self._retry(CallState(self, attempt, stats, None, wait_open), first)
 
     async def call(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """
@@ -147,9 +160,13 @@ class Retrier:
         return await self.run(functools.partial(fn, *args, **kwargs))
 
     async def _run_with_deadline(
-        self, attempt: Callable[[], Awaitable[T]], stats: RetryCallStats | None, deadline: float
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        stats: RetryCallStats | None,
+        deadline: float,
+        wait_open: bool,
     ) -> T:
-        call = CallState(self, attempt, stats, self._clock.monotonic() + deadline)
+        call = CallState(self, attempt, stats, self._clock.monotonic() + deadline, wait_open)
         # The stop condition keeps waits inside the deadline on self._clock; this
         # hard limit on the loop's clock cuts an attempt that runs past it.
         timeout = asyncio.timeout(deadline)
@@ -207,6 +224,8 @@ class Retrier:
         call.last_exc = exc
         if call.stats is not None:
             call.stats.errors.append(kind)
+        if isinstance(exc, CircuitOpenError):
+            return call.wait_open and kind in self.policy.retry_on
         return kind in self.policy.retry_on and not isinstance(exc, LLMRateLimiterError)
 
     def _give_up(self, call: CallState[T], exc: Exception) -> None:
@@ -231,6 +250,10 @@ class Retrier:
         .. versionadded:: 0.1.0
         """
         policy = self.policy
+        if isinstance(exc, CircuitOpenError) and exc.retry_after > 0:
+            # Wait out the open breaker, spread so waiters don't return in lockstep.
+            wait = min(exc.retry_after, policy.max_retry_after)
+            return wait + self._rng() * RETRY_AFTER_SPREAD * (wait + policy.base_delay)
         if policy.respect_retry_after and exc is not None:
             hint = server_retry_after(exc)
             if hint is not None:

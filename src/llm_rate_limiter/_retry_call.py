@@ -36,6 +36,7 @@ class CallState(Generic[T]):
         "r",
         "reason",
         "stats",
+        "wait_open",
         "waited",
     )
 
@@ -45,8 +46,10 @@ class CallState(Generic[T]):
         attempt: Callable[[], Awaitable[T]],
         stats: RetryCallStats | None,
         deadline_at: float | None,
+        wait_open: bool = False,
     ) -> None:
         self.r = retrier
+        self.wait_open = wait_open
         self.attempt = attempt
         self.stats = stats
         self.deadline_at = deadline_at

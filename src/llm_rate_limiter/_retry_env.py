@@ -78,6 +78,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "deadline": ("DEADLINE", _optional_float),
     "respect_retry_after": ("RESPECT_RETRY_AFTER", _bool),
     "max_retry_after": ("MAX_RETRY_AFTER", _float),
+    "wait_for_breaker": ("WAIT_FOR_BREAKER", _bool),
 }
 _BUDGET_FIELDS: dict[str, str] = {
     "ratio": "RETRY_BUDGET_RATIO",

@@ -135,6 +135,10 @@ class RetryPolicy:
         respect_retry_after: Obey the server's ``retry-after(-ms)``.
         max_retry_after: The longest Retry-After obeyed, in seconds.
         budget: An optional `RetryBudget` shared by all calls of a service.
+        wait_for_breaker: When a call has nowhere else to go (no fallback left),
+            retry a refusal by the open circuit breaker after the breaker's own
+            ``retry_after`` (plus jitter), within *max_retries* and the *deadline*.
+            Calls that have a fallback move on at once instead.
 
     Raises:
         ConfigurationError: A setting is impossible; the error names it.
@@ -152,6 +156,7 @@ class RetryPolicy:
     respect_retry_after: bool = True
     max_retry_after: float = 60.0
     budget: RetryBudget | None = None
+    wait_for_breaker: bool = True
 
     def __post_init__(self) -> None:
         check_int("max_retries", self.max_retries)

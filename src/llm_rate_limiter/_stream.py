@@ -81,6 +81,7 @@ async def open_stream(
     kwargs: Mapping[str, Any],
     stats: RetryCallStats,
     started: float,
+    last_resort: bool = True,
 ) -> OpenStream:
     """Open a stream through *policy*: connect and read the first chunk, with retries."""
 
@@ -98,6 +99,8 @@ async def open_stream(
     def settle(opened: OpenStream) -> tuple[float | None, Any]:
         return None, opened._stream.response.headers
 
-    opened = await policy.run(send, tokens=tokens, settle=settle, stats=stats)
+    opened = await policy.run(
+        send, tokens=tokens, settle=settle, stats=stats, last_resort=last_resort
+    )
     policy.hook.first_token(policy.name, policy.clock.monotonic() - started)
     return opened

@@ -1,0 +1,89 @@
+# SPDX-License-Identifier: MIT
+"""
+Run every ``benchmarks/bench_*.py`` module's ``run()`` in turn (what ``nox -s bench`` does).
+
+Each module is loaded from its file and its ``run()`` called with no
+arguments; a module that fails is reported and the others still run. Writes
+``bench-output/results.json`` (``{module: {"seconds", "result"} or {"error"}}``)
+at the repository root and prints a one-line summary per module. Exits 1 if
+any module failed. Run ``python benchmarks/run_all.py [NAME ...]`` to run only
+some (``python benchmarks/run_all.py limiter breaker``); a partial run updates
+the entries it ran in an existing ``results.json``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+OUTPUT = HERE.parent / "bench-output"
+_SUMMARY_CHARS = 160
+
+
+def _load(path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(f"_bench_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        msg = f"cannot load {path}"
+        raise ImportError(msg)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _summary(result: Any) -> str:
+    if isinstance(result, dict) and "targets" in result:
+        missed = [
+            f"{t['scenario']}/{client}"
+            for t in result["targets"]
+            for client, verdict in t["clients"].items()
+            if client == "ours" and not verdict["met"]
+        ]
+        return f"see bench-output/bench.md; our client missed: {', '.join(missed) or 'nothing'}"
+    text = json.dumps(result, default=str)
+    return text if len(text) <= _SUMMARY_CHARS else text[: _SUMMARY_CHARS - 3] + "..."
+
+
+def main(names: list[str]) -> int:
+    """Run the selected benchmark modules (all when *names* is empty); return the exit code."""
+    paths = sorted(HERE.glob("bench_*.py"))
+    if names:
+        paths = [p for p in paths if p.stem.removeprefix("bench_") in names or p.stem in names]
+    results: dict[str, Any] = {}
+    for path in paths:
+        print(f"== {path.stem}", flush=True)
+        started = time.perf_counter()
+        try:
+            result = _load(path).run()
+        except Exception as exc:
+            traceback.print_exc()
+            results[path.stem] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
+        seconds = round(time.perf_counter() - started, 1)
+        results[path.stem] = {"seconds": seconds, "result": result}
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    out = OUTPUT / "results.json"
+    saved = dict(results)
+    if names and out.exists():  # a partial run updates the last full one
+        try:
+            saved = {**json.loads(out.read_text(encoding="utf-8")), **results}
+        except ValueError:
+            saved = dict(results)
+    out.write_text(json.dumps(saved, indent=1, default=str), encoding="utf-8")
+    print("\n== summary")
+    for name, entry in results.items():
+        if "error" in entry:
+            print(f"{name:<16} FAILED  {entry['error']}")
+        else:
+            print(f"{name:<16} {entry['seconds']:>6.1f} s  {_summary(entry['result'])}")
+    print(f"wrote {out}")
+    return 1 if any("error" in entry for entry in results.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

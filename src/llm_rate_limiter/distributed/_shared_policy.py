@@ -1,0 +1,82 @@
+# SPDX-License-Identifier: MIT
+"""`shared_policy`: a `ResiliencePolicy` whose limiter and breaker live in Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+
+from .._breaker_policy import BreakerPolicy
+from .._clock import SYSTEM_CLOCK, Clock
+from .._hooks import NULL_HOOK, MetricsHook
+from .._limits import RateLimits
+from .._policy import ResiliencePolicy
+from .._retry_policy import RetryPolicy
+from ._redis_breaker import SharedCircuitBreaker
+from ._redis_limiter import RedisRateLimiter
+
+__all__ = ["shared_policy"]
+
+
+def shared_policy(
+    name: str = "default",
+    *,
+    redis: aioredis.Redis,
+    retry: RetryPolicy | None = None,
+    limits: RateLimits | None = None,
+    breaker: BreakerPolicy | None = None,
+    hook: MetricsHook = NULL_HOOK,
+    clock: Clock = SYSTEM_CLOCK,
+    cost: Callable[..., float] | None = None,
+    key_prefix: str = "llmrl",
+    lease: float = 60.0,
+    refresh_interval: float = 0.1,
+) -> ResiliencePolicy:
+    """
+    Build a `ResiliencePolicy` whose limits and breaker state are shared through Redis.
+
+    Every process that builds one with the same *name* and *key_prefix*
+    draws from one budget (*limits* are totals across processes) and sees
+    the others' breaker openings. Retries stay per call.
+
+    Args:
+        name: The service name: part of the keys, metrics and errors.
+        redis: The client (see `redis_from_env`); use one per event loop.
+        retry: The retry policy; None disables retries.
+        limits: Shared rate limits; None disables the limiter.
+        breaker: The breaker policy; None disables the breaker.
+        hook: Where this process's events go.
+        clock: Time source of the retries and the local breaker.
+        cost: Computes a call's token cost from its arguments.
+        key_prefix: Prefix of the Redis keys.
+        lease: See `RedisRateLimiter`.
+        refresh_interval: See `SharedCircuitBreaker`.
+
+    Returns:
+        The policy, with a `RedisRateLimiter` as ``limiter`` and a
+        `SharedCircuitBreaker` as ``breaker``.
+
+    .. versionadded:: 0.1.0
+    """
+    policy = ResiliencePolicy(
+        name, retry=retry, limits=limits, breaker=breaker, hook=hook, clock=clock, cost=cost
+    )
+    if limits is not None:
+        limiter = RedisRateLimiter(
+            redis, limits, service=name, key_prefix=key_prefix, hook=hook, lease=lease
+        )
+        # ResiliencePolicy builds its own in-process limiter and breaker; it only
+        # uses the methods both kinds share.
+        policy.limiter = limiter  # type: ignore[assignment]
+    if breaker is not None:
+        policy.breaker = SharedCircuitBreaker(
+            breaker,
+            redis=redis,
+            service=name,
+            key_prefix=key_prefix,
+            hook=hook,
+            clock=clock,
+            refresh_interval=refresh_interval,
+        )
+    return policy
