@@ -310,3 +310,48 @@ class TestLifecycle:
         assert 3 == client.policy("moonshot").retry_policy.max_retries
         with pytest.raises(ConfigurationError, match="OPENAI_API_KEY"):
             AsyncLLMClient.from_env({})
+
+
+@pytest.mark.redis
+class TestSharedThroughRedis:
+    async def test_two_clients_share_one_budget(self, server: FaultServer) -> None:
+        """Two clients (two processes' worth) sharing Redis keep together to the server's limit."""
+        import uuid
+
+        from llm_rate_limiter.distributed import redis_from_env
+
+        server.set_faults(rps=20, request_burst=20)
+        prefix = f"llmrl-test-{uuid.uuid4().hex[:12]}"
+        limits = RateLimits(requests_per_minute=20 * 60)
+        retry = RetryPolicy(max_retries=5, base_delay=0.05, max_delay=0.5)
+        connections = [await redis_from_env(), await redis_from_env()]
+        clients = [
+            AsyncLLMClient(
+                [provider(server, limits=limits, retry=retry, breaker=BreakerPolicy())],
+                redis=conn,
+                redis_key_prefix=prefix,
+            )
+            for conn in connections
+        ]
+        try:
+            with anyio.fail_after(20):
+                await asyncio.gather(*(c.chat(MESSAGES) for c in clients for _ in range(20)))
+            first = clients[0].policy("primary").breaker
+            assert first is not None
+            first.force_open()
+            await first.flush()  # type: ignore[attr-defined]
+            second = clients[1].policy("primary").breaker
+            assert second is not None
+            await second.sync()  # type: ignore[attr-defined]
+            assert "open" == second.state
+        finally:
+            for client in clients:
+                await client.aclose()
+            keys = await connections[0].keys(f"{prefix}:*")
+            if keys:
+                await connections[0].delete(*keys)
+            for conn in connections:
+                await conn.aclose()
+        stats = server.stats()
+        assert 40 == stats.succeeded
+        assert stats.rate_limited <= 1

@@ -44,6 +44,10 @@ class AsyncLLMClient(ClientMonitoring):
         default_provider: The provider of calls that name none (default: the first).
         metrics: The collector to feed (default: a new `MetricsCollector`).
         clock: Time source for the policy parts; tests pass `FakeClock`.
+        redis: A ``redis.asyncio.Redis`` client: every provider's limits and breaker
+            state are then shared with every other process using the same Redis
+            (`llm_rate_limiter.distributed`; needs the ``redis`` extra).
+        redis_key_prefix: Prefix of the shared keys.
 
     Raises:
         ConfigurationError: No providers, duplicate names, unknown fallbacks, a missing key.
@@ -59,6 +63,8 @@ class AsyncLLMClient(ClientMonitoring):
         default_provider: str | None = None,
         metrics: MetricsCollector | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        redis: Any = None,
+        redis_key_prefix: str = "llmrl",
     ) -> None:
         if not providers:
             msg = "at least one ProviderConfig is required"
@@ -80,7 +86,19 @@ class AsyncLLMClient(ClientMonitoring):
         self._clock = clock
         self._providers: dict[str, ProviderRuntime] = {}
         for config in providers:
-            policy = ResiliencePolicy(
+            policy = self._build_policy(config, clock, redis, redis_key_prefix)
+            self._providers[config.name] = ProviderRuntime(config, policy)
+        self._chains: dict[str, tuple[str, ...]] = {
+            name: (name, *self._fallbacks.get(name, ())) for name in names
+        }
+        self._monitor: Monitor | None = None
+        self._closed = False
+
+    def _build_policy(
+        self, config: ProviderConfig, clock: Clock, redis: Any, key_prefix: str
+    ) -> ResiliencePolicy:
+        if redis is None:
+            return ResiliencePolicy(
                 config.name,
                 retry=config.retry,
                 limits=config.limits,
@@ -88,12 +106,18 @@ class AsyncLLMClient(ClientMonitoring):
                 hook=self.metrics,
                 clock=clock,
             )
-            self._providers[config.name] = ProviderRuntime(config, policy)
-        self._chains: dict[str, tuple[str, ...]] = {
-            name: (name, *self._fallbacks.get(name, ())) for name in names
-        }
-        self._monitor: Monitor | None = None
-        self._closed = False
+        from .distributed import shared_policy
+
+        return shared_policy(
+            config.name,
+            redis=redis,
+            retry=config.retry,
+            limits=config.limits,
+            breaker=config.breaker,
+            hook=self.metrics,
+            clock=clock,
+            key_prefix=key_prefix,
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> AsyncLLMClient:
@@ -291,6 +315,9 @@ class AsyncLLMClient(ClientMonitoring):
             await self._monitor.stop()
         for provider in self._providers.values():
             await provider.sdk.close()
+            close_limiter = getattr(provider.policy.limiter, "aclose", None)
+            if close_limiter is not None:
+                await close_limiter()
 
     async def __aenter__(self) -> AsyncLLMClient:
         return self

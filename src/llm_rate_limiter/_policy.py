@@ -25,6 +25,7 @@ from ._errors import RetryErrorType, classify_error, is_quota_error
 from ._headers import parse_retry_after
 from ._hooks import NULL_HOOK, MetricsHook
 from ._limiter import ProviderLimiter
+from ._limiter_protocol import RateLimiterLike
 from ._limits import RateLimits
 from ._retry import Retrier
 from ._retry_policy import RetryPolicy
@@ -156,6 +157,10 @@ class ResiliencePolicy:
         hook: Where events go (a `MetricsCollector`, for one).
         clock: Time source; tests pass `FakeClock`.
         cost: Computes a call's token cost from its arguments (default: 0 tokens).
+        limiter: A ready limiter to use instead of building one from *limits*
+            (a `llm_rate_limiter.distributed.RedisRateLimiter`, for one).
+        circuit_breaker: A ready breaker to use instead of building one from
+            *breaker* (a `llm_rate_limiter.distributed.SharedCircuitBreaker`).
 
     .. versionadded:: 0.1.0
     """
@@ -170,6 +175,8 @@ class ResiliencePolicy:
         hook: MetricsHook = NULL_HOOK,
         clock: Clock = SYSTEM_CLOCK,
         cost: Callable[..., float] | None = None,
+        limiter: RateLimiterLike | None = None,
+        circuit_breaker: AsyncCircuitBreaker | None = None,
     ) -> None:
         self.name = name
         self.hook = hook
@@ -178,12 +185,16 @@ class ResiliencePolicy:
         self.retry_policy = retry if retry is not None else RetryPolicy(max_retries=0)
         self.retrier = Retrier(self.retry_policy, service=name, hook=hook, clock=clock)
         self.attempt_timeout = self.retry_policy.attempt_timeout
-        self.limiter = ProviderLimiter(limits, service=name, hook=hook) if limits else None
-        self.breaker = (
-            AsyncCircuitBreaker(breaker, service=name, hook=hook, clock=clock)
-            if breaker is not None
-            else None
-        )
+        if limiter is not None:
+            limits = limiter.limits
+        elif limits is not None:
+            limiter = ProviderLimiter(limits, service=name, hook=hook)
+        self.limiter: RateLimiterLike | None = limiter
+        if circuit_breaker is not None:
+            breaker = circuit_breaker.policy
+        elif breaker is not None:
+            circuit_breaker = AsyncCircuitBreaker(breaker, service=name, hook=hook, clock=clock)
+        self.breaker: AsyncCircuitBreaker | None = circuit_breaker
         register = getattr(hook, "register_service", None)
         if register is not None:
             register(

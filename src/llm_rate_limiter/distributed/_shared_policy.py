@@ -59,18 +59,13 @@ def shared_policy(
 
     .. versionadded:: 0.1.0
     """
-    policy = ResiliencePolicy(
-        name, retry=retry, limits=limits, breaker=breaker, hook=hook, clock=clock, cost=cost
+    limiter = (
+        RedisRateLimiter(redis, limits, service=name, key_prefix=key_prefix, hook=hook, lease=lease)
+        if limits is not None
+        else None
     )
-    if limits is not None:
-        limiter = RedisRateLimiter(
-            redis, limits, service=name, key_prefix=key_prefix, hook=hook, lease=lease
-        )
-        # ResiliencePolicy builds its own in-process limiter and breaker; it only
-        # uses the methods both kinds share.
-        policy.limiter = limiter  # type: ignore[assignment]
-    if breaker is not None:
-        policy.breaker = SharedCircuitBreaker(
+    circuit_breaker = (
+        SharedCircuitBreaker(
             breaker,
             redis=redis,
             service=name,
@@ -79,4 +74,15 @@ def shared_policy(
             clock=clock,
             refresh_interval=refresh_interval,
         )
-    return policy
+        if breaker is not None
+        else None
+    )
+    return ResiliencePolicy(
+        name,
+        retry=retry,
+        hook=hook,
+        clock=clock,
+        cost=cost,
+        limiter=limiter,
+        circuit_breaker=circuit_breaker,
+    )
