@@ -13,7 +13,7 @@ the entries it ran in an existing ``results.json``.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import sys
 import time
@@ -27,13 +27,10 @@ _SUMMARY_CHARS = 160
 
 
 def _load(path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(f"_bench_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        msg = f"cannot load {path}"
-        raise ImportError(msg)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    # Import under the module's own name, so multiprocessing can pickle its functions.
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    return importlib.import_module(path.stem)
 
 
 def _summary(result: Any) -> str:
