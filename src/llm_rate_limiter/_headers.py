@@ -24,6 +24,7 @@ __all__ = [
     "parse_duration",
     "parse_rate_limit_headers",
     "parse_retry_after",
+    "server_pause",
 ]
 
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
@@ -235,3 +236,34 @@ def parse_rate_limit_headers(
         remaining_tokens=_number(headers, "x-ratelimit-remaining-tokens"),
         reset_tokens=_reset(headers, "x-ratelimit-reset-tokens", now),
     )
+
+
+def server_pause(headers: Mapping[str, str], retry_after: float | None = None) -> float | None:
+    """
+    How long a 429 asks the client to pause: *retry_after* (when known), else
+    ``retry-after(-ms)``, else the reset of an exhausted requests or tokens window.
+
+    Args:
+        headers: The 429 response's headers.
+        retry_after: A wait already parsed from them, if any.
+
+    Returns:
+        Seconds, or None when the response says nothing usable.
+
+    .. versionadded:: 0.1.0
+    """
+    if retry_after is not None:
+        return retry_after
+    pause = parse_retry_after(headers)
+    if pause is not None:
+        return pause
+    seen = parse_rate_limit_headers(headers)
+    resets = [
+        reset
+        for remaining, reset in (
+            (seen.remaining_requests, seen.reset_requests),
+            (seen.remaining_tokens, seen.reset_tokens),
+        )
+        if remaining is not None and remaining < 1.0 and reset is not None
+    ]
+    return max(resets, default=None)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from ._headers import parse_rate_limit_headers, parse_retry_after
+from ._headers import parse_rate_limit_headers, server_pause
 from ._limiter_core import LimiterCore, _fill, _utilization
 from ._limiter_permit import Permit
 from ._limiter_stats import HISTORY, LimiterStatistics, health, recent_waits
@@ -195,19 +195,7 @@ class ProviderLimiter(LimiterCore):
         self._hook.rate_limit_violation(self.service, retry_after)
         pause = retry_after
         if headers is not None:
-            if pause is None:
-                pause = parse_retry_after(headers)
-            if pause is None:
-                seen = parse_rate_limit_headers(headers)
-                resets = [
-                    reset
-                    for remaining, reset in (
-                        (seen.remaining_requests, seen.reset_requests),
-                        (seen.remaining_tokens, seen.reset_tokens),
-                    )
-                    if remaining is not None and remaining < 1.0 and reset is not None
-                ]
-                pause = max(resets, default=None)
+            pause = server_pause(headers, retry_after)
             self.observe_headers(headers)
         if pause is None:
             pause = DEFAULT_COOLDOWN
