@@ -86,6 +86,14 @@ class TestServiceHealth:
         outcomes(collector, 80, 20)
         assert ("degraded", 60.0) == status(collector)
 
+    def test_recovered_service_is_healthy_again(self, collector):
+        """Health judges the recent calls: 100 successes after 50 failures are healthy."""
+        outcomes(collector, 0, 50)
+        assert "critical" == status(collector)[0]
+        outcomes(collector, 100, 0)
+        assert ("healthy", 100.0) == status(collector)
+        assert 1 / 3 == pytest.approx(collector.service_metrics("svc")["failure_rate"])
+
     def test_failure_rate_above_threshold_is_critical(self, collector):
         """A failure rate of 21% is critical, and a critical score is at most 49."""
         outcomes(collector, 79, 21)

@@ -101,6 +101,7 @@ def service_health(m: dict[str, Any], t: HealthThresholds) -> dict[str, Any]:
     """
     Score one service from its metrics *m*.
 
+    Rates are those of the recent calls (the collector's ``history_size``).
     Status: critical when the breaker is open or the failure rate is above
     ``max_failure_rate``; degraded when the breaker is half-open, the success
     rate is under ``healthy_success_rate``, any other threshold is crossed, or
@@ -129,10 +130,13 @@ def service_health(m: dict[str, Any], t: HealthThresholds) -> dict[str, Any]:
         reasons.append("authentication or quota failures")
         penalty += 20
     if judged(m, t):
-        success = m["success_rate"]
+        # Health is about now: rates over the recent calls (the last ``history_size``),
+        # so a provider that has recovered is healthy again; the report keeps the totals.
+        success = m["recent_success_rate"]
+        failure = m["recent_failure_rate"]
         penalty += min(60.0, 200.0 * (1.0 - success)) + min(20.0, 100.0 * m["denial_rate"])
-        if m["failure_rate"] > t.max_failure_rate:
-            critical.append(f"failure rate {m['failure_rate']:.1%} > {t.max_failure_rate:.0%}")
+        if failure > t.max_failure_rate:
+            critical.append(f"failure rate {failure:.1%} > {t.max_failure_rate:.0%}")
         elif success < t.healthy_success_rate:
             reasons.append(f"success rate {success:.1%} < {t.healthy_success_rate:.0%}")
         if m["denial_rate"] > t.max_denial_rate:

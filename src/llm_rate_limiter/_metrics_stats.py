@@ -174,6 +174,8 @@ def service_snapshot(name: str, s: ServiceState, now: float) -> dict[str, Any]:
         "recent_success_rate": (
             _ratio(outcomes.count("success"), judged_recent) if judged_recent else 1.0
         ),
+        "recent_failure_rate": _ratio(outcomes.count("failure"), judged_recent),
+        "recent_calls": judged_recent,
         "requests_last_hour": int(s.window.total("calls", now)),
         "failures_last_hour": int(s.window.total("failures", now)),
         # Latency.
