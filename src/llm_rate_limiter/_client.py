@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
@@ -27,6 +27,9 @@ from ._providers import ProviderConfig
 from ._retry_stats import RetryCallStats
 from ._stream import OpenStream
 from .exceptions import ClientClosedError, ConfigurationError
+
+if TYPE_CHECKING:
+    import redis.asyncio
 
 T = TypeVar("T")
 
@@ -63,7 +66,7 @@ class AsyncLLMClient(ClientMonitoring):
         default_provider: str | None = None,
         metrics: MetricsCollector | None = None,
         clock: Clock = SYSTEM_CLOCK,
-        redis: Any = None,
+        redis: redis.asyncio.Redis | None = None,
         redis_key_prefix: str = "llmrl",
     ) -> None:
         if not providers:
@@ -95,7 +98,11 @@ class AsyncLLMClient(ClientMonitoring):
         self._closed = False
 
     def _build_policy(
-        self, config: ProviderConfig, clock: Clock, redis: Any, key_prefix: str
+        self,
+        config: ProviderConfig,
+        clock: Clock,
+        redis: redis.asyncio.Redis | None,
+        key_prefix: str,
     ) -> ResiliencePolicy:
         if redis is None:
             return ResiliencePolicy(

@@ -169,3 +169,23 @@ async def testing_api() -> None:
         server.outage(timedelta(seconds=5))
         stats: FaultServerStatistics = server.stats()
         _ = (url, stats)
+
+
+async def distributed() -> None:
+    from llm_rate_limiter.distributed import (
+        RedisRateLimiter,
+        SharedCircuitBreaker,
+        redis_from_env,
+        shared_policy,
+    )
+
+    redis = await redis_from_env()
+    limits = llmrl.RateLimits(requests_per_minute=600)
+    limiter = RedisRateLimiter(redis, limits, service="openai")
+    async with limiter.acquire(10) as permit:
+        permit.settle(used_tokens=8)
+    breaker = SharedCircuitBreaker(llmrl.BreakerPolicy(), redis=redis, service="openai")
+    policy: llmrl.ResiliencePolicy = shared_policy("openai", redis=redis, limits=limits)
+    custom = llmrl.ResiliencePolicy("x", limiter=limiter, circuit_breaker=breaker)
+    client = llmrl.AsyncLLMClient([llmrl.ProviderConfig(name="a", api_key="k")], redis=redis)
+    _ = (policy, custom, client)
