@@ -116,19 +116,15 @@ class ProviderConfig:
         ``LLMRL_*``/``LLMRL_OPENAI_*`` variables; *overrides* win.
         """
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {
-            "name": "openai",
-            "base_url": env.get("OPENAI_BASE_URL") or OPENAI_BASE_URL,
-            "api_key": api_key if api_key is not None else env.get("OPENAI_API_KEY"),
-            "model": env.get("LLMRL_OPENAI_MODEL") or "gpt-4o-mini",
-            "limits": _limits(
-                "openai", env, RateLimits(requests_per_minute=500, tokens_per_minute=200_000)
-            ),
-            "retry": RetryPolicy.for_service("openai", environ=env),
-            "breaker": BreakerPolicy.from_env("openai", environ=env),
-        }
-        values.update(overrides)
-        return cls(**values)
+        return cls._profile(
+            "openai",
+            env.get("OPENAI_BASE_URL") or OPENAI_BASE_URL,
+            api_key if api_key is not None else env.get("OPENAI_API_KEY"),
+            env,
+            model="gpt-4o-mini",
+            limits=RateLimits(requests_per_minute=500, tokens_per_minute=200_000),
+            overrides=overrides,
+        )
 
     @classmethod
     def moonshot(
@@ -145,21 +141,17 @@ class ProviderConfig:
         ``MOONSHOT_BASE_URL`` and ``LLMRL_*``/``LLMRL_MOONSHOT_*``; *overrides* win.
         """
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {
-            "name": "moonshot",
-            "base_url": env.get("MOONSHOT_BASE_URL") or MOONSHOT_BASE_URL,
-            "api_key": api_key if api_key is not None else env.get("MOONSHOT_API_KEY"),
-            "model": env.get("LLMRL_MOONSHOT_MODEL") or "moonshot-v1-8k",
-            "limits": _limits(
-                "moonshot",
-                env,
-                RateLimits(requests_per_minute=200, tokens_per_minute=128_000, max_concurrency=50),
+        return cls._profile(
+            "moonshot",
+            env.get("MOONSHOT_BASE_URL") or MOONSHOT_BASE_URL,
+            api_key if api_key is not None else env.get("MOONSHOT_API_KEY"),
+            env,
+            model="moonshot-v1-8k",
+            limits=RateLimits(
+                requests_per_minute=200, tokens_per_minute=128_000, max_concurrency=50
             ),
-            "retry": RetryPolicy.for_service("moonshot", environ=env),
-            "breaker": BreakerPolicy.from_env("moonshot", environ=env),
-        }
-        values.update(overrides)
-        return cls(**values)
+            overrides=overrides,
+        )
 
     @classmethod
     def compatible(
@@ -173,11 +165,28 @@ class ProviderConfig:
     ) -> ProviderConfig:
         """Any OpenAI-compatible endpoint; ``LLMRL_<NAME>_*`` variables apply."""
         env = os.environ if environ is None else environ
+        return cls._profile(
+            name, base_url, api_key, env, model=None, limits=None, overrides=overrides
+        )
+
+    @classmethod
+    def _profile(
+        cls,
+        name: str,
+        base_url: str,
+        api_key: str | None,
+        env: Mapping[str, str],
+        *,
+        model: str | None,
+        limits: RateLimits | None,
+        overrides: Mapping[str, Any],
+    ) -> ProviderConfig:
         values: dict[str, Any] = {
             "name": name,
             "base_url": base_url,
             "api_key": api_key,
-            "limits": _limits(name, env, None),
+            "model": env.get(f"LLMRL_{name.upper()}_MODEL") or model,
+            "limits": _limits(name, env, limits),
             "retry": RetryPolicy.for_service(name, environ=env),
             "breaker": BreakerPolicy.from_env(name, environ=env),
         }
