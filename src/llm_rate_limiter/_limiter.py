@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from ._headers import parse_rate_limit_headers, server_pause
 from ._limiter_core import LimiterCore, _fill, _utilization
 from ._limiter_permit import Permit
-from ._limiter_stats import HISTORY, LimiterStatistics, health, recent_waits
+from ._limiter_stats import LimiterStatistics, build_statistics
 from .exceptions import RequestTooLargeError
 
 __all__ = ["Permit", "ProviderLimiter"]
@@ -245,47 +245,13 @@ class ProviderLimiter(LimiterCore):
         .. versionadded:: 0.1.0
         """
         now = self._now()
-        stats = self._stats
-        denial_rate = stats.denial_rate(now)
-        requests, tokens = stats.window_requests, stats.window_tokens
-        average_wait, p95_wait, max_wait = recent_waits(stats)
-        limits = self.limits
-        peak_req = max(stats.peak_requests, requests)
-        peak_tok = max(stats.peak_tokens, tokens)
-        peak_rate = 0.0
-        if limits.requests_per_minute:
-            peak_rate = peak_req / limits.requests_per_minute
-        if limits.tokens_per_minute:
-            peak_rate = max(peak_rate, peak_tok / limits.tokens_per_minute)
-        admitted = stats.admitted
-        violation_rate = stats.violations / admitted if admitted else 0.0
-        return LimiterStatistics(
-            service=self.service,
-            admitted=admitted,
-            denied=stats.denied_max_wait + stats.denied_too_large,
-            denied_max_wait=stats.denied_max_wait,
-            denied_too_large=stats.denied_too_large,
-            denial_rate=denial_rate,
-            success_rate=1.0 - denial_rate,
-            average_wait=average_wait,
-            p95_wait=p95_wait,
-            max_wait_seen=max_wait,
-            request_utilization=_utilization(self._req, now),
-            token_utilization=_utilization(self._tok, now),
-            requests_this_minute=requests,
-            tokens_this_minute=tokens,
-            peak_requests_per_minute=peak_req,
-            peak_tokens_per_minute=peak_tok,
-            peak_usage_rate=peak_rate,
-            tokens_estimated=stats.tokens_estimated,
-            tokens_used=stats.tokens_used,
-            violations=stats.violations,
-            cooldowns=stats.cooldowns,
-            cooldown_remaining=max(0.0, self._cooldown_until - now),
+        return build_statistics(
+            self.service,
+            self.limits,
+            self._stats,
+            now,
+            utilization=(_utilization(self._req, now), _utilization(self._tok, now)),
+            cooldown_remaining=self._cooldown_until - now,
             in_flight=self._in_flight,
             queued=len(self._queue),
-            health_status=health(denial_rate, violation_rate),
-            recent_waits=tuple((t, n, w) for t, n, w, _ in stats.waits)[-HISTORY:],
-            request_history=tuple(stats.minutes),
-            recent_denials=tuple(stats.denial_history),
         )

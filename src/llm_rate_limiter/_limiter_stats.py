@@ -12,9 +12,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-__all__ = ["HealthStatus", "LimiterStatistics"]
+if TYPE_CHECKING:
+    from ._limits import RateLimits
+
+__all__ = ["HealthStatus", "LimiterStatistics", "build_statistics"]
 
 #: Health of a limiter, as the seed names it.
 HealthStatus = Literal["healthy", "degraded", "critical"]
@@ -231,3 +234,59 @@ def health(denial_rate: float, violation_rate: float) -> HealthStatus:
     if denial_rate > DEGRADED_DENIAL_RATE or violation_rate > DEGRADED_VIOLATION_RATE:
         return "degraded"
     return "healthy"
+
+
+def build_statistics(
+    service: str,
+    limits: RateLimits,
+    stats: LimiterRecorder,
+    now: float,
+    *,
+    utilization: tuple[float | None, float | None],
+    cooldown_remaining: float,
+    in_flight: int,
+    queued: int,
+) -> LimiterStatistics:
+    """The `LimiterStatistics` snapshot of a recorder (shared by every limiter kind)."""
+    denial_rate = stats.denial_rate(now)
+    requests, tokens = stats.window_requests, stats.window_tokens
+    average_wait, p95_wait, max_wait = recent_waits(stats)
+    peak_req = max(stats.peak_requests, requests)
+    peak_tok = max(stats.peak_tokens, tokens)
+    peak_rate = 0.0
+    if limits.requests_per_minute:
+        peak_rate = peak_req / limits.requests_per_minute
+    if limits.tokens_per_minute:
+        peak_rate = max(peak_rate, peak_tok / limits.tokens_per_minute)
+    admitted = stats.admitted
+    violation_rate = stats.violations / admitted if admitted else 0.0
+    return LimiterStatistics(
+        service=service,
+        admitted=admitted,
+        denied=stats.denied_max_wait + stats.denied_too_large,
+        denied_max_wait=stats.denied_max_wait,
+        denied_too_large=stats.denied_too_large,
+        denial_rate=denial_rate,
+        success_rate=1.0 - denial_rate,
+        average_wait=average_wait,
+        p95_wait=p95_wait,
+        max_wait_seen=max_wait,
+        request_utilization=utilization[0],
+        token_utilization=utilization[1],
+        requests_this_minute=requests,
+        tokens_this_minute=tokens,
+        peak_requests_per_minute=peak_req,
+        peak_tokens_per_minute=peak_tok,
+        peak_usage_rate=peak_rate,
+        tokens_estimated=stats.tokens_estimated,
+        tokens_used=stats.tokens_used,
+        violations=stats.violations,
+        cooldowns=stats.cooldowns,
+        cooldown_remaining=max(0.0, cooldown_remaining),
+        in_flight=in_flight,
+        queued=queued,
+        health_status=health(denial_rate, violation_rate),
+        recent_waits=tuple((t, n, w) for t, n, w, _ in stats.waits)[-HISTORY:],
+        request_history=tuple(stats.minutes),
+        recent_denials=tuple(stats.denial_history),
+    )
