@@ -41,9 +41,9 @@ class TestValidation:
         assert str(info.value).startswith(f"{setting}: ")
 
     def test_defaults(self):
-        """No limits, 0.9 s of burst, a 256-token completion allowance."""
+        """No limits, 0.95 s of burst, a 256-token completion allowance."""
         limits = RateLimits()
-        assert (None, None, None, None, 0.9, None, 256) == (
+        assert (None, None, None, None, 0.95, None, 256) == (
             limits.requests_per_minute,
             limits.tokens_per_minute,
             limits.tokens_per_day,

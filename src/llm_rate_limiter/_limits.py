@@ -8,12 +8,14 @@ How the limits become buckets (see `ProviderLimiter`):
   second and holds ``burst`` seconds' worth of it. Providers enforce their
   per-minute limits over short slices (a limit of 600 RPM is typically a
   bucket of 10 refilled at 10 per second), so a burst must stay within one
-  second of the limit. The default ``burst=0.9`` stays a tenth of a second
-  below it: the server's bucket starts refilling only when the first request
+  second of the limit. The default ``burst=0.95`` stays a twentieth of a
+  second below it: the server's bucket starts refilling only when the first request
   *arrives*, and requests admitted ``1 / rate`` apart can arrive closer
   together, so a bucket exactly as large as the server's draws a few 429s
   at start-up and under jitter (measured against the fault server: 4 of 150
-  requests at 40 per second with ``burst=1.0``, none with 0.9). The request
+  requests at 40 per second with ``burst=1.0``, none with 0.9; at 50 per
+  second 0.95 drew no 429 in three runs and used 0.986 of the capacity,
+  against 0.982 for 0.9). The request
   bucket holds at least one request.
 - The token bucket may be smaller than one request. A request that costs more
   than the bucket holds, but no more than the per-minute (and per-day) limit,
@@ -66,7 +68,7 @@ class RateLimits:
         tokens_per_day: Tokens admitted per day.
         max_concurrency: Requests in flight at once.
         burst: Seconds' worth of each per-minute rate a bucket holds (default
-            0.9: a little under the one second providers allow, a margin for
+            0.95: a little under the one second providers allow, a margin for
             network jitter). The request bucket holds at least one request;
             larger token requests are admitted on an empty bucket with the
             excess carried as debt.
@@ -87,7 +89,7 @@ class RateLimits:
     tokens_per_minute: float | None = None
     tokens_per_day: float | None = None
     max_concurrency: int | None = None
-    burst: float = 0.9
+    burst: float = 0.95
     max_wait: float | None = None
     completion_tokens: int = 256
 
