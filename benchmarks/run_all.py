@@ -2,8 +2,9 @@
 """
 Run every ``benchmarks/bench_*.py`` module's ``run()`` in turn (what ``nox -s bench`` does).
 
-Each module is loaded from its file and its ``run()`` called with no
-arguments; a module that fails is reported and the others still run. Writes
+Each module's ``run()`` is called with no arguments in a fresh interpreter
+(so no benchmark inherits another's heap or garbage-collector state); a
+module that fails is reported and the others still run. Writes
 ``bench-output/results.json`` (``{module: {"seconds", "result"} or {"error"}}``)
 at the repository root and prints a one-line summary per module. Exits 1 if
 any module failed. Run ``python benchmarks/run_all.py [NAME ...]`` to run only
@@ -13,9 +14,10 @@ the entries it ran in an existing ``results.json``.
 
 from __future__ import annotations
 
-import importlib
 import json
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -26,11 +28,31 @@ OUTPUT = HERE.parent / "bench-output"
 _SUMMARY_CHARS = 160
 
 
-def _load(path: Path) -> Any:
-    # Import under the module's own name, so multiprocessing can pickle its functions.
-    if str(HERE) not in sys.path:
-        sys.path.insert(0, str(HERE))
-    return importlib.import_module(path.stem)
+_CHILD = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import importlib
+result = importlib.import_module(sys.argv[2]).run()
+with open(sys.argv[3], "w", encoding="utf-8") as f:
+    json.dump(result, f, default=str)
+"""
+
+
+def _run_isolated(path: Path) -> Any:
+    """Run one module's ``run()`` in a fresh interpreter, so no benchmark inherits another's
+    heap, garbage-collector state or event loop; return its result."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(HERE), path.stem, str(out)],
+            cwd=HERE.parent,
+            check=False,
+            timeout=1800,
+        )
+        if done.returncode != 0:
+            msg = f"{path.stem} exited with {done.returncode}"
+            raise RuntimeError(msg)
+        return json.loads(out.read_text(encoding="utf-8"))
 
 
 def _summary(result: Any) -> str:
@@ -56,7 +78,7 @@ def main(names: list[str]) -> int:
         print(f"== {path.stem}", flush=True)
         started = time.perf_counter()
         try:
-            result = _load(path).run()
+            result = _run_isolated(path)
         except Exception as exc:
             traceback.print_exc()
             results[path.stem] = {"error": f"{type(exc).__name__}: {exc}"}
