@@ -237,6 +237,47 @@ class TestStream:
         assert 1 == server.stats().requests
 
 
+class TestStreamLimits:
+    async def test_stream_holds_its_concurrency_slot(self, server: FaultServer) -> None:
+        """An open stream keeps its concurrency slot: the next stream waits until it closes."""
+        limits = RateLimits(requests_per_minute=6000, max_concurrency=1)
+        async with AsyncLLMClient([provider(server, limits=limits)]) as client:
+            limiter = client.policy("primary").limiter
+            assert limiter is not None
+            first = client.chat_stream(MESSAGES)
+            await anext(first)
+            second = asyncio.create_task(anext(client.chat_stream(MESSAGES)))
+            with anyio.fail_after(5):
+                while limiter.statistics().queued < 1:
+                    await asyncio.sleep(0)
+            assert (1, 1, False) == (
+                limiter.statistics().in_flight,
+                server.stats().requests,
+                second.done(),
+            )
+            async for _ in first:
+                pass
+            with anyio.fail_after(5):
+                await second
+            assert 2 == server.stats().requests
+
+    async def test_stream_usage_reconciles_tokens(self, server: FaultServer) -> None:
+        """The usage chunk of a stream settles the token estimate with what was used."""
+        limits = RateLimits(requests_per_minute=6000, tokens_per_minute=600_000)
+        async with AsyncLLMClient([provider(server, limits=limits)]) as client:
+            chunks = [
+                c
+                async for c in client.chat_stream(MESSAGES, stream_options={"include_usage": True})
+            ]
+            limiter = client.policy("primary").limiter
+            assert limiter is not None
+            stats = limiter.statistics()
+        used = [c.usage.total_tokens for c in chunks if c.usage is not None]
+        assert 1 == len(used)
+        assert used[0] == stats.tokens_used
+        assert stats.tokens_estimated > stats.tokens_used  # the estimate errs high
+
+
 class TestLifecycle:
     async def test_cancelled_calls_leave_state_consistent(self, server: FaultServer) -> None:
         """200 in-flight calls cancelled leave limiter, breaker and metrics consistent."""

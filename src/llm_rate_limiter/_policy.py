@@ -62,7 +62,7 @@ class Attempt(Generic[R]):
     Built once per call by `ResiliencePolicy`; `run` is what the retry loop calls.
     """
 
-    __slots__ = ("_policy", "_send", "_settle", "_tokens")
+    __slots__ = ("_hold", "_policy", "_send", "_settle", "_tokens")
 
     def __init__(
         self,
@@ -70,11 +70,13 @@ class Attempt(Generic[R]):
         send: Callable[[], Awaitable[R]],
         tokens: float,
         settle: Callable[[R], tuple[float | None, Any]] | None,
+        hold: bool = False,
     ) -> None:
         self._policy = policy
         self._send = send
         self._tokens = tokens
         self._settle = settle
+        self._hold = hold
 
     async def run(self) -> R:
         """Run one attempt through breaker, limiter and timeout."""
@@ -84,6 +86,8 @@ class Attempt(Generic[R]):
         limiter = policy.limiter
         if limiter is None:
             return await self._send_guarded(ticket, None)
+        if self._hold:
+            return await self._run_holding(limiter, ticket)
         sent = False
         try:
             async with limiter.acquire(self._tokens) as permit:
@@ -97,6 +101,26 @@ class Attempt(Generic[R]):
             if not sent and breaker is not None and not isinstance(exc, CircuitOpenError):
                 breaker.on_cancel(ticket)
             raise
+
+    async def _run_holding(self, limiter: RateLimiterLike, ticket: Any) -> R:
+        """Like `run`, but the result keeps the limiter's permit (a stream, until closed)."""
+        breaker = self._policy.breaker
+        permit = limiter.acquire(self._tokens)
+        try:
+            held = await permit.__aenter__()
+        except BaseException:
+            if breaker is not None:
+                breaker.on_cancel(ticket)
+            raise
+        try:
+            if breaker is not None:
+                breaker.recheck(ticket)
+            result = await self._send_guarded(ticket, held)
+        except BaseException as exc:
+            await permit.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        result.hold(held, permit)  # type: ignore[attr-defined]
+        return result
 
     async def _send_guarded(self, ticket: Any, permit: Any) -> R:
         policy = self._policy
@@ -216,6 +240,7 @@ class ResiliencePolicy:
         stats: RetryCallStats | None = None,
         retry: RetryPolicy | None = None,
         last_resort: bool = True,
+        hold_permit: bool = False,
     ) -> R:
         """
         Run *send* (a zero-argument coroutine factory) through the whole policy.
@@ -228,6 +253,8 @@ class ResiliencePolicy:
             retry: A retry policy for this call only (its retry budget is not shared).
             last_resort: The call has no fallback left: an open breaker's refusal is
                 waited out (``RetryPolicy.wait_for_breaker``) rather than returned.
+            hold_permit: The result keeps the limiter's permit (its concurrency slot)
+                until it is released: it must have ``hold(permit, context)`` (a stream).
 
         Returns:
             What *send* returned.
@@ -238,7 +265,7 @@ class ResiliencePolicy:
         hook.call_started(name)
         started = clock.monotonic()
         stats = stats if stats is not None else RetryCallStats()
-        attempt = Attempt(self, send, tokens, settle)
+        attempt = Attempt(self, send, tokens, settle, hold_permit)
         try:
             retrier = self.retrier
             if retry is not None and retry != self.retry_policy:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
 
@@ -11,6 +12,7 @@ import openai
 from openai.types.chat import ChatCompletionChunk
 
 from ._errors import classify_error
+from ._limiter_protocol import PermitLike
 from ._policy import ResiliencePolicy
 from ._retry_stats import RetryCallStats
 from .exceptions import StreamInterruptedError
@@ -25,7 +27,7 @@ class OpenStream:
     A failure after the first chunk raises `StreamInterruptedError`.
     """
 
-    __slots__ = ("_chunks", "_first", "_policy", "_started", "_stream")
+    __slots__ = ("_chunks", "_first", "_held", "_permit", "_policy", "_started", "_stream")
 
     def __init__(
         self, policy: ResiliencePolicy, stream: Any, first: ChatCompletionChunk, started: float
@@ -35,6 +37,18 @@ class OpenStream:
         self._first: ChatCompletionChunk | None = first
         self._started = started
         self._chunks = 0
+        self._permit: Any = None
+        self._held: Any = None
+
+    def hold(self, permit: PermitLike, context: AbstractAsyncContextManager[Any]) -> None:
+        """Keep the limiter's *permit* (its concurrency slot) until the stream is closed."""
+        self._permit = permit
+        self._held = context
+
+    def _settle_usage(self, chunk: ChatCompletionChunk) -> None:
+        usage = getattr(chunk, "usage", None)
+        if usage is not None and self._permit is not None:
+            self._permit.settle(used_tokens=usage.total_tokens)
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
         return self._iterate()
@@ -43,10 +57,12 @@ class OpenStream:
         if self._first is not None:
             first, self._first = self._first, None
             self._chunks += 1
+            self._settle_usage(first)
             yield first
         try:
             async for chunk in self._stream:
                 self._chunks += 1
+                self._settle_usage(chunk)
                 yield chunk
         except Exception as exc:
             kind = classify_error(exc)
@@ -56,8 +72,13 @@ class OpenStream:
             raise StreamInterruptedError(policy.name, kind, self._chunks) from exc
 
     async def aclose(self) -> None:
-        """Close the underlying HTTP response."""
-        await self._stream.close()
+        """Close the underlying HTTP response and give the limiter its slot back."""
+        held, self._held = self._held, None
+        try:
+            await self._stream.close()
+        finally:
+            if held is not None:
+                await held.__aexit__(None, None, None)
 
     async def __aenter__(self) -> OpenStream:
         return self
@@ -100,7 +121,12 @@ async def open_stream(
         return None, opened._stream.response.headers
 
     opened = await policy.run(
-        send, tokens=tokens, settle=settle, stats=stats, last_resort=last_resort
+        send,
+        tokens=tokens,
+        settle=settle,
+        stats=stats,
+        last_resort=last_resort,
+        hold_permit=True,
     )
     policy.hook.first_token(policy.name, policy.clock.monotonic() - started)
     return opened
