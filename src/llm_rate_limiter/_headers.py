@@ -182,6 +182,9 @@ class RateLimitHeaders:
         )
 
 
+_NO_HEADERS = RateLimitHeaders()
+
+
 def _number(headers: Mapping[str, str], name: str) -> float | None:
     raw = _get(headers, name)
     if raw is None:
@@ -219,6 +222,8 @@ def parse_rate_limit_headers(
     .. versionadded:: 0.1.0
     """
     headers = _lower(headers)
+    if not headers:
+        return _NO_HEADERS
     limit_requests = _number(headers, "x-ratelimit-limit-requests")
     remaining_requests = _number(headers, "x-ratelimit-remaining-requests")
     reset_requests = _reset(headers, "x-ratelimit-reset-requests", now)
