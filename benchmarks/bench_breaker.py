@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import pybreaker
+from _timing import best_per_call
 
 from llm_rate_limiter._breaker import AsyncCircuitBreaker
 from llm_rate_limiter._breaker_policy import BreakerPolicy
@@ -63,12 +64,7 @@ async def _guard(calls: int) -> None:
 
 async def _best(fn: Callable[[int], Awaitable[None]]) -> float:
     """Best seconds per call over the rounds."""
-    best = float("inf")
-    for _ in range(ROUNDS):
-        start = time.perf_counter()
-        await fn(CALLS)
-        best = min(best, (time.perf_counter() - start) / CALLS)
-    return best
+    return await best_per_call(fn, CALLS, ROUNDS)
 
 
 async def _run() -> dict[str, float]:

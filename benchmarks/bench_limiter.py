@@ -43,6 +43,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import openai
+from _timing import best_per_call
 from aiolimiter import AsyncLimiter
 from tenacity import (
     AsyncRetrying,
@@ -95,12 +96,7 @@ async def _ours_all(calls: int) -> None:
 
 async def _best(fn: Callable[[int], Awaitable[None]]) -> float:
     """Best seconds per call over the rounds."""
-    best = float("inf")
-    for _ in range(ROUNDS):
-        start = time.perf_counter()
-        await fn(CALLS)
-        best = min(best, (time.perf_counter() - start) / CALLS)
-    return best
+    return await best_per_call(fn, CALLS, ROUNDS)
 
 
 async def _run() -> dict[str, float]:

@@ -35,6 +35,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from _timing import best_per_call
+
 from llm_rate_limiter._limiter import ProviderLimiter
 from llm_rate_limiter._limits import RateLimits
 from llm_rate_limiter.distributed import RedisRateLimiter, redis_from_env
@@ -50,12 +52,7 @@ _HUGE = 1e15
 
 async def _best(fn: Callable[[int], Awaitable[None]]) -> float:
     """Best seconds per call over the rounds."""
-    best = float("inf")
-    for _ in range(ROUNDS):
-        start = time.perf_counter()
-        await fn(CALLS)
-        best = min(best, (time.perf_counter() - start) / CALLS)
-    return best
+    return await best_per_call(fn, CALLS, ROUNDS)
 
 
 async def _acquire() -> dict[str, float]:
