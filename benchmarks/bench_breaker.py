@@ -24,8 +24,7 @@ from collections.abc import Awaitable, Callable
 import pybreaker
 from _timing import best_per_call
 
-from llm_rate_limiter._breaker import AsyncCircuitBreaker
-from llm_rate_limiter._breaker_policy import BreakerPolicy
+from llm_rate_limiter.breaker import AsyncCircuitBreaker, BreakerPolicy
 
 ROUNDS = 7
 CALLS = 20_000

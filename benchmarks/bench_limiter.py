@@ -53,8 +53,7 @@ from tenacity import (
 )
 
 from llm_rate_limiter._headers import parse_retry_after
-from llm_rate_limiter._limiter import ProviderLimiter
-from llm_rate_limiter._limits import RateLimits
+from llm_rate_limiter.limiter import ProviderLimiter, RateLimits
 from llm_rate_limiter.testing import FaultConfig, FaultServer
 
 ROUNDS = 7

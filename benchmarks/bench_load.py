@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from llm_rate_limiter._bench_run import BenchOptions, run_bench
+from llm_rate_limiter.cli.bench._run import BenchOptions, run_bench
 
 OUTPUT = Path(__file__).resolve().parent.parent / "bench-output"
 

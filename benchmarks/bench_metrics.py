@@ -26,7 +26,7 @@ import time
 import tracemalloc
 
 from llm_rate_limiter._errors import RetryErrorType
-from llm_rate_limiter._metrics import MetricsCollector
+from llm_rate_limiter.monitoring import MetricsCollector
 from llm_rate_limiter.testing import FakeClock
 
 ROUNDS = 5

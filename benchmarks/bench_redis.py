@@ -37,9 +37,8 @@ from typing import Any
 
 from _timing import best_per_call
 
-from llm_rate_limiter._limiter import ProviderLimiter
-from llm_rate_limiter._limits import RateLimits
 from llm_rate_limiter.distributed import RedisRateLimiter, redis_from_env
+from llm_rate_limiter.limiter import ProviderLimiter, RateLimits
 
 ROUNDS = 5
 CALLS = 2_000

@@ -19,8 +19,7 @@ from typing import Any
 
 from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential_jitter
 
-from llm_rate_limiter._retry import Retrier
-from llm_rate_limiter._retry_policy import RetryBudget, RetryPolicy
+from llm_rate_limiter.retry import Retrier, RetryBudget, RetryPolicy
 
 CALLS = 20_000
 ROUNDS = 5

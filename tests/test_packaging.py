@@ -29,3 +29,17 @@ def _editable() -> bool:
     from pathlib import Path
 
     return (Path(llm_rate_limiter.__file__).parent / "py.typed").exists()
+
+
+def test_layout_stays_small() -> None:
+    """At most 12 modules at the package root and no module above 350 lines (CONTRIBUTING.md)."""
+    from pathlib import Path
+
+    root = Path(llm_rate_limiter.__file__).parent
+    at_root = sorted(p.name for p in root.glob("*.py"))
+    assert len(at_root) <= 12, at_root
+    lines = {
+        str(p.relative_to(root)): len(p.read_text(encoding="utf-8").splitlines())
+        for p in root.rglob("*.py")
+    }
+    assert {} == {name: n for name, n in lines.items() if n > 350}

@@ -19,8 +19,7 @@ from llm_rate_limiter import (
     RetryPolicy,
 )
 from llm_rate_limiter.testing import FakeClock
-
-from .test_breaker_helpers import auth_error, rate_limit_error, server_error
+from tests.helpers import auth_error, rate_limit_error, server_error
 
 pytestmark = pytest.mark.anyio
 

@@ -9,13 +9,30 @@ collector that scores each provider's health and recommends fixes.
 
 from __future__ import annotations
 
-from ._breaker import AsyncCircuitBreaker, reset_all
-from ._breaker_policy import BreakerPolicy
-from ._breaker_stats import BreakerStatistics
-from ._call_info import CallInfo, FallbackRecord
-from ._client import AsyncLLMClient
 from ._clock import SYSTEM_CLOCK, Clock, SystemClock
-from ._compat import (
+from ._errors import (
+    RETRYABLE_BY_DEFAULT,
+    RetryErrorType,
+    classify_error,
+    classify_error_for_retry,
+    classify_status,
+    is_quota_error,
+    is_retryable,
+)
+from ._headers import (
+    RateLimitHeaders,
+    parse_duration,
+    parse_rate_limit_headers,
+    parse_retry_after,
+)
+from ._hooks import NULL_HOOK, CallOutcome, MetricsHook, NullHook
+from ._policy import ResiliencePolicy
+from .breaker import AsyncCircuitBreaker, BreakerPolicy, BreakerStatistics, reset_all
+from .client import (
+    AsyncLLMClient,
+    CallInfo,
+    FallbackRecord,
+    ProviderConfig,
     analyze_frequent_issues,
     get_comprehensive_circuit_breaker_stats,
     get_comprehensive_rate_limiter_stats,
@@ -32,37 +49,6 @@ from ._compat import (
     set_default_client,
     start_monitoring,
 )
-from ._errors import (
-    RETRYABLE_BY_DEFAULT,
-    RetryErrorType,
-    classify_error,
-    classify_error_for_retry,
-    classify_status,
-    is_quota_error,
-    is_retryable,
-)
-from ._headers import (
-    RateLimitHeaders,
-    parse_duration,
-    parse_rate_limit_headers,
-    parse_retry_after,
-)
-from ._health import HealthThresholds
-from ._hooks import NULL_HOOK, CallOutcome, MetricsHook, NullHook
-from ._limiter import ProviderLimiter
-from ._limiter_permit import Permit
-from ._limiter_stats import HealthStatus, LimiterStatistics
-from ._limits import RateLimits
-from ._metrics import MetricsCollector
-from ._monitor import Monitor
-from ._policy import ResiliencePolicy
-from ._prometheus import PrometheusCollector, register_prometheus
-from ._providers import ProviderConfig
-from ._retry import Retrier, retry_with_backoff
-from ._retry_backoff import calculate_backoff_delay
-from ._retry_policy import RetryBudget, RetryPolicy
-from ._retry_stats import RetryCallStats, RetryStatistics
-from ._tokens import estimate_request_tokens, estimate_tokens
 from .exceptions import (
     CircuitOpenError,
     ClientClosedError,
@@ -72,6 +58,31 @@ from .exceptions import (
     RateLimitTimeoutError,
     RequestTooLargeError,
     StreamInterruptedError,
+)
+from .limiter import (
+    HealthStatus,
+    LimiterStatistics,
+    Permit,
+    ProviderLimiter,
+    RateLimits,
+    estimate_request_tokens,
+    estimate_tokens,
+)
+from .monitoring import (
+    HealthThresholds,
+    MetricsCollector,
+    Monitor,
+    PrometheusCollector,
+    register_prometheus,
+)
+from .retry import (
+    Retrier,
+    RetryBudget,
+    RetryCallStats,
+    RetryPolicy,
+    RetryStatistics,
+    calculate_backoff_delay,
+    retry_with_backoff,
 )
 
 __all__ = [

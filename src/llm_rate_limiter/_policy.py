@@ -18,19 +18,14 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 import openai
 
-from ._breaker import AsyncCircuitBreaker
-from ._breaker_policy import BreakerPolicy
 from ._clock import SYSTEM_CLOCK, Clock
 from ._errors import RetryErrorType, classify_error, is_quota_error
 from ._headers import parse_retry_after
 from ._hooks import NULL_HOOK, MetricsHook
-from ._limiter import ProviderLimiter
-from ._limiter_protocol import RateLimiterLike
-from ._limits import RateLimits
-from ._retry import Retrier
-from ._retry_policy import RetryPolicy
-from ._retry_stats import RetryCallStats
+from .breaker import AsyncCircuitBreaker, BreakerPolicy
 from .exceptions import CircuitOpenError
+from .limiter import ProviderLimiter, RateLimiterLike, RateLimits
+from .retry import Retrier, RetryCallStats, RetryPolicy
 
 __all__ = ["Attempt", "ResiliencePolicy", "rate_limit_hint"]
 

@@ -25,10 +25,10 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from .._hooks import NULL_HOOK, MetricsHook
-from .._limiter_stats import LimiterRecorder
-from .._limits import RateLimits
 from .._validate import check_number
 from ..exceptions import ConfigurationError, RateLimitTimeoutError
+from ..limiter import RateLimits
+from ..limiter._stats import LimiterRecorder
 from ._background import Background, logger
 from ._scripts import ACQUIRE, ADJUST, RENEW, service_key
 

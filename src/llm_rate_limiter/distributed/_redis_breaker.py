@@ -31,12 +31,10 @@ import socket
 
 import redis.asyncio as aioredis
 
-from .._breaker import AsyncCircuitBreaker
-from .._breaker_core import BreakerState, Ticket
-from .._breaker_policy import BreakerPolicy
 from .._clock import SYSTEM_CLOCK, Clock
 from .._hooks import NULL_HOOK, MetricsHook
 from .._validate import check_number
+from ..breaker import AsyncCircuitBreaker, BreakerPolicy, BreakerState, Ticket
 from ._background import Background
 from ._scripts import BREAKER_CLOSE, BREAKER_OPEN, BREAKER_READ, service_key
 

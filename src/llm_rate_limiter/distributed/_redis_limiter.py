@@ -23,9 +23,9 @@ import math
 from collections.abc import Mapping
 
 from .._headers import parse_rate_limit_headers, server_pause
-from .._limiter import DEFAULT_COOLDOWN
-from .._limiter_stats import LimiterStatistics, build_statistics
 from ..exceptions import RequestTooLargeError
+from ..limiter._limiter import DEFAULT_COOLDOWN
+from ..limiter._stats import LimiterStatistics, build_statistics
 from ._redis_admission import Op, RedisLimiterCore, loop_now
 from ._redis_permit import RedisPermit
 

@@ -7,12 +7,12 @@ from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
-from .._breaker_policy import BreakerPolicy
 from .._clock import SYSTEM_CLOCK, Clock
 from .._hooks import NULL_HOOK, MetricsHook
-from .._limits import RateLimits
 from .._policy import ResiliencePolicy
-from .._retry_policy import RetryPolicy
+from ..breaker import BreakerPolicy
+from ..limiter import RateLimits
+from ..retry import RetryPolicy
 from ._redis_breaker import SharedCircuitBreaker
 from ._redis_limiter import RedisRateLimiter
 

@@ -1,0 +1,338 @@
+# SPDX-License-Identifier: MIT
+"""
+`AsyncLLMClient`: providers, the composition per call, fallbacks and monitoring.
+
+Per call: ``fallback chain ⊃ [retry ⊃ breaker ⊃ limiter ⊃ attempt timeout ⊃ SDK call]``,
+one `ResiliencePolicy` per provider and one ``AsyncOpenAI`` per provider with
+the SDK's own retries off (``max_retries=0``): retries happen in one place.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+from .._clock import SYSTEM_CLOCK, Clock
+from .._policy import ResiliencePolicy
+from ..exceptions import ClientClosedError, ConfigurationError
+from ..monitoring import MetricsCollector, Monitor
+from ..retry import RetryCallStats
+from ._call_info import CallInfo, FallbackRecord
+from ._fallback import fallback_reason, validate_fallbacks
+from ._monitoring import ClientMonitoring
+from ._providers import ProviderConfig
+from ._runtime import ProviderRuntime
+from ._stream import OpenStream
+
+if TYPE_CHECKING:
+    import redis.asyncio
+
+T = TypeVar("T")
+
+__all__ = ["AsyncLLMClient"]
+
+
+class AsyncLLMClient(ClientMonitoring):
+    """
+    Chat completions that survive rate limits, outages and flaky networks.
+
+    Args:
+        providers: One `ProviderConfig` per provider; names must be unique.
+        fallbacks: For each provider, the providers to try, in order, when it
+            cannot serve a call (``{"openai": ["moonshot"]}``).
+        default_provider: The provider of calls that name none (default: the first).
+        metrics: The collector to feed (default: a new `MetricsCollector`).
+        clock: Time source for the policy parts; tests pass `FakeClock`.
+        redis: A ``redis.asyncio.Redis`` client: every provider's limits and breaker
+            state are then shared with every other process using the same Redis
+            (`llm_rate_limiter.distributed`; needs the ``redis`` extra).
+        redis_key_prefix: Prefix of the shared keys.
+
+    Raises:
+        ConfigurationError: No providers, duplicate names, unknown fallbacks, a missing key.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        providers: Sequence[ProviderConfig],
+        *,
+        fallbacks: Mapping[str, Sequence[str]] | None = None,
+        default_provider: str | None = None,
+        metrics: MetricsCollector | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        redis: redis.asyncio.Redis | None = None,
+        redis_key_prefix: str = "llmrl",
+    ) -> None:
+        if not providers:
+            msg = "at least one ProviderConfig is required"
+            raise ConfigurationError("providers", msg)
+        names = [p.name for p in providers]
+        if len(set(names)) != len(names):
+            msg = f"provider names must be unique, got {names}"
+            raise ConfigurationError("providers", msg)
+        for config in providers:
+            if config.api_key is None:
+                msg = f"provider {config.name!r} has no API key (pass api_key= or set it in env)"
+                raise ConfigurationError("api_key", msg)
+        self._fallbacks = validate_fallbacks(fallbacks or {}, names)
+        if default_provider is not None and default_provider not in names:
+            msg = f"unknown provider {default_provider!r} (known: {names})"
+            raise ConfigurationError("default_provider", msg)
+        self.default_provider = default_provider or names[0]
+        self.metrics = metrics if metrics is not None else MetricsCollector(clock=clock)
+        self._clock = clock
+        self._providers: dict[str, ProviderRuntime] = {}
+        for config in providers:
+            policy = self._build_policy(config, clock, redis, redis_key_prefix)
+            self._providers[config.name] = ProviderRuntime(config, policy)
+        self._chains: dict[str, tuple[str, ...]] = {
+            name: (name, *self._fallbacks.get(name, ())) for name in names
+        }
+        self._monitor: Monitor | None = None
+        self._closed = False
+
+    def _build_policy(
+        self,
+        config: ProviderConfig,
+        clock: Clock,
+        redis: redis.asyncio.Redis | None,
+        key_prefix: str,
+    ) -> ResiliencePolicy:
+        if redis is None:
+            return ResiliencePolicy(
+                config.name,
+                retry=config.retry,
+                limits=config.limits,
+                breaker=config.breaker,
+                hook=self.metrics,
+                clock=clock,
+            )
+        from ..distributed import shared_policy
+
+        return shared_policy(
+            config.name,
+            redis=redis,
+            retry=config.retry,
+            limits=config.limits,
+            breaker=config.breaker,
+            hook=self.metrics,
+            clock=clock,
+            key_prefix=key_prefix,
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> AsyncLLMClient:
+        """
+        Build a client from ``OPENAI_API_KEY``, ``MOONSHOT_API_KEY`` and ``LLMRL_*``.
+
+        ``LLMRL_DEFAULT_PROVIDER`` picks the default; ``LLMRL_FALLBACKS`` is
+        ``"openai=moonshot;moonshot=openai"``. Per-provider limits, retries and
+        breakers come from ``LLMRL_<PROVIDER>_*`` (see the README).
+        """
+        env = os.environ if environ is None else environ
+        providers: list[ProviderConfig] = []
+        if env.get("OPENAI_API_KEY"):
+            providers.append(ProviderConfig.openai(environ=env))
+        if env.get("MOONSHOT_API_KEY"):
+            providers.append(ProviderConfig.moonshot(environ=env))
+        if not providers:
+            msg = "no provider configured: set OPENAI_API_KEY and/or MOONSHOT_API_KEY"
+            raise ConfigurationError("OPENAI_API_KEY", msg)
+        fallbacks: dict[str, list[str]] = {}
+        for item in filter(None, (env.get("LLMRL_FALLBACKS") or "").split(";")):
+            primary, _, rest = item.partition("=")
+            fallbacks[primary.strip()] = [n.strip() for n in rest.split(",") if n.strip()]
+        kwargs.setdefault("fallbacks", fallbacks)
+        kwargs.setdefault("default_provider", env.get("LLMRL_DEFAULT_PROVIDER") or None)
+        return cls(providers, **kwargs)
+
+    # -- calls -----------------------------------------------------------------------------
+
+    def _chain(self, provider: str | None) -> tuple[str, ...]:
+        if self._closed:
+            msg = "this AsyncLLMClient is closed"
+            raise ClientClosedError(msg)
+        name = provider or self.default_provider
+        chain = self._chains.get(name)
+        if chain is None:
+            self._provider(name)
+        assert chain is not None
+        return chain
+
+    def _move_on(self, chain: tuple[str, ...], index: int, exc: Exception, info: CallInfo) -> bool:
+        """Record *exc*; return True if the call should try the next provider."""
+        name = chain[index]
+        provider = self._providers[name]
+        info.errors[name] = type(exc).__name__
+        if index + 1 >= len(chain):
+            return False
+        reason = fallback_reason(
+            exc, provider.config.retry.retry_on, provider.config.fallback_codes
+        )
+        if reason is None:
+            return False
+        backup = chain[index + 1]
+        info.fallbacks.append(FallbackRecord(name, backup, reason, type(exc).__name__))
+        self.metrics.fallback_taken(name, backup, reason)
+        return True
+
+    async def _through_chain(
+        self,
+        provider: str | None,
+        model: str | None,
+        call_info: CallInfo | None,
+        run_one: Callable[[ProviderRuntime, str, RetryCallStats, int, bool, float], Awaitable[T]],
+    ) -> T:
+        """Try each provider of the chain in turn with *run_one*, recording what happened."""
+        chain = self._chain(provider)
+        info = call_info if call_info is not None else CallInfo()
+        clock = self._clock
+        started = clock.monotonic()
+        for index, name in enumerate(chain):
+            runtime = self._providers[name]
+            use_model = runtime.model(model if index == 0 else None)
+            info.providers_tried.append(name)
+            stats = RetryCallStats()
+            try:
+                last = index + 1 == len(chain)
+                result = await run_one(runtime, use_model, stats, index, last, started)
+            except Exception as exc:
+                info.attempts += stats.attempts
+                info.retry_wait += stats.waited
+                if self._move_on(chain, index, exc, info):
+                    continue
+                info.latency = clock.monotonic() - started
+                if len(info.providers_tried) > 1:
+                    exc.add_note(f"llm_rate_limiter: providers tried: {info.providers_tried}")
+                raise
+            info.attempts += stats.attempts
+            info.retry_wait += stats.waited
+            info.provider = name
+            info.latency = clock.monotonic() - started
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover -- the loop returns or raises
+
+    async def chat(
+        self,
+        messages: Iterable[Any],
+        provider: str | None = None,
+        model: str | None = None,
+        *,
+        call_info: CallInfo | None = None,
+        max_retries: int | None = None,
+        **kwargs: Any,
+    ) -> ChatCompletion:
+        """
+        Create a chat completion, rate-limited, retried, broken and measured.
+
+        Args:
+            messages: The chat messages, as for the SDK.
+            provider: The provider to ask first (default: ``default_provider``).
+            model: The model for that provider (fallbacks use their own default model).
+            call_info: A `CallInfo` to fill with what happened.
+            max_retries: Retries for the first provider, this call only.
+            **kwargs: Passed to ``chat.completions.create`` unchanged.
+
+        Returns:
+            The SDK's ``ChatCompletion``, unchanged.
+
+        Raises:
+            CircuitOpenError: Every provider of the chain had its breaker open.
+            openai.APIError: The last provider's error, with a note of every provider tried.
+            ClientClosedError: The client was closed.
+        """
+        message_list = list(messages)
+
+        def run_one(
+            runtime: ProviderRuntime,
+            use_model: str,
+            stats: RetryCallStats,
+            index: int,
+            last: bool,
+            _: float,
+        ) -> Awaitable[ChatCompletion]:
+            retries = max_retries if index == 0 else None
+            return runtime.complete(message_list, use_model, kwargs, stats, retries, last)
+
+        return await self._through_chain(provider, model, call_info, run_one)
+
+    async def chat_stream(
+        self,
+        messages: Iterable[Any],
+        provider: str | None = None,
+        model: str | None = None,
+        *,
+        call_info: CallInfo | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatCompletionChunk]:
+        """
+        Stream a chat completion: retries and fallbacks happen only before the first chunk.
+
+        A failure after the first chunk raises `StreamInterruptedError` (classified,
+        with the original error as its cause). Arguments as for `chat`.
+
+        Yields:
+            The SDK's ``ChatCompletionChunk`` objects.
+        """
+        message_list = list(messages)
+
+        def run_one(
+            runtime: ProviderRuntime,
+            use_model: str,
+            stats: RetryCallStats,
+            index: int,
+            last: bool,
+            started: float,
+        ) -> Awaitable[OpenStream]:
+            return runtime.stream(message_list, use_model, kwargs, stats, started, last)
+
+        stream = await self._through_chain(provider, model, call_info, run_one)
+        async with stream:
+            async for chunk in stream:
+                yield chunk
+
+    def policy(self, provider: str) -> ResiliencePolicy:
+        """The `ResiliencePolicy` of *provider*, to wrap other calls to the same provider."""
+        return self._provider(provider).policy
+
+    @property
+    def providers(self) -> list[str]:
+        """The provider names, in configuration order."""
+        return list(self._providers)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once `aclose` has run."""
+        return self._closed
+
+    async def aclose(self) -> None:
+        """Stop the monitor and close every HTTP client. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._monitor is not None:
+            await self._monitor.stop()
+        for provider in self._providers.values():
+            await provider.sdk.close()
+            close_limiter = getattr(provider.policy.limiter, "aclose", None)
+            if close_limiter is not None:
+                await close_limiter()
+
+    async def __aenter__(self) -> AsyncLLMClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return (
+            f"AsyncLLMClient(providers={self.providers!r}, fallbacks={self._fallbacks!r}, "
+            f"closed={self._closed})"
+        )

@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: MIT
+"""One provider at run time: its ``AsyncOpenAI`` (SDK retries off) and its `ResiliencePolicy`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import openai
+from openai.types.chat import ChatCompletion
+
+from .._policy import ResiliencePolicy
+from ..exceptions import ConfigurationError
+from ..limiter import estimate_request_tokens
+from ..retry import RetryCallStats
+from ._providers import ProviderConfig
+from ._stream import OpenStream, open_stream
+
+__all__ = ["ProviderRuntime"]
+
+
+def _settle(raw: Any) -> tuple[float | None, Any]:
+    usage = raw.parse().usage
+    return (usage.total_tokens if usage is not None else None), raw.headers
+
+
+class ProviderRuntime:
+    """A provider's SDK client and policy, and the two ways to call it."""
+
+    __slots__ = ("config", "policy", "sdk")
+
+    def __init__(self, config: ProviderConfig, policy: ResiliencePolicy) -> None:
+        self.config = config
+        self.policy = policy
+        self.sdk = openai.AsyncOpenAI(
+            api_key=config.api_key,
+            base_url=config.base_url,
+            max_retries=0,
+            timeout=config.timeout,
+            default_headers=dict(config.extra_headers) or None,
+            http_client=config.http_client,
+        )
+
+    def model(self, requested: str | None) -> str:
+        """The model to ask for: *requested*, else the provider's default."""
+        model = requested or self.config.model
+        if not model:
+            msg = f"no model given and provider {self.config.name!r} has no default model"
+            raise ConfigurationError("model", msg)
+        return model
+
+    def tokens(self, messages: Any, model: str, kwargs: Mapping[str, Any]) -> float:
+        """The request's estimated token cost, or 0 when no token limit applies."""
+        limits = self.config.limits
+        if limits is None or (limits.tokens_per_minute is None and limits.tokens_per_day is None):
+            return 0.0
+        return float(
+            estimate_request_tokens(
+                messages,
+                model=model,
+                max_tokens=kwargs.get("max_tokens") or kwargs.get("max_completion_tokens"),
+                completion_tokens=limits.completion_tokens,
+            )
+        )
+
+    async def complete(
+        self,
+        messages: list[Any],
+        model: str,
+        kwargs: Mapping[str, Any],
+        stats: RetryCallStats,
+        max_retries: int | None = None,
+        last_resort: bool = True,
+    ) -> ChatCompletion:
+        """One chat completion through the policy; the response headers feed the limiter."""
+        create = self.sdk.chat.completions.with_raw_response.create
+        retry = None
+        if max_retries is not None:
+            retry = replace(self.config.retry, max_retries=max_retries)
+
+        def send() -> Any:
+            return create(messages=messages, model=model, **kwargs)
+
+        raw = await self.policy.run(
+            send,
+            tokens=self.tokens(messages, model, kwargs),
+            settle=_settle,
+            stats=stats,
+            retry=retry,
+            last_resort=last_resort,
+        )
+        completion: ChatCompletion = raw.parse()
+        return completion
+
+    async def stream(
+        self,
+        messages: list[Any],
+        model: str,
+        kwargs: Mapping[str, Any],
+        stats: RetryCallStats,
+        started: float,
+        last_resort: bool = True,
+    ) -> OpenStream:
+        """Open a stream through the policy: retries end with its first chunk."""
+        return await open_stream(
+            self.policy,
+            self.sdk,
+            messages=messages,
+            model=model,
+            tokens=self.tokens(messages, model, kwargs),
+            kwargs=kwargs,
+            stats=stats,
+            started=started,
+            last_resort=last_resort,
+        )

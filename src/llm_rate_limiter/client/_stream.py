@@ -1,0 +1,132 @@
+# SPDX-License-Identifier: MIT
+"""Streaming: the first chunk is part of the attempt; later failures are classified."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Any
+
+import openai
+from openai.types.chat import ChatCompletionChunk
+
+from .._errors import classify_error
+from .._policy import ResiliencePolicy
+from ..exceptions import StreamInterruptedError
+from ..limiter import PermitLike
+from ..retry import RetryCallStats
+
+__all__ = ["OpenStream", "open_stream"]
+
+
+class OpenStream:
+    """
+    A stream whose first chunk has arrived; iterate it for every chunk, the first included.
+
+    A failure after the first chunk raises `StreamInterruptedError`.
+    """
+
+    __slots__ = ("_chunks", "_first", "_held", "_permit", "_policy", "_started", "_stream")
+
+    def __init__(
+        self, policy: ResiliencePolicy, stream: Any, first: ChatCompletionChunk, started: float
+    ) -> None:
+        self._policy = policy
+        self._stream = stream
+        self._first: ChatCompletionChunk | None = first
+        self._started = started
+        self._chunks = 0
+        self._permit: Any = None
+        self._held: Any = None
+
+    def hold(self, permit: PermitLike, context: AbstractAsyncContextManager[Any]) -> None:
+        """Keep the limiter's *permit* (its concurrency slot) until the stream is closed."""
+        self._permit = permit
+        self._held = context
+
+    def _settle_usage(self, chunk: ChatCompletionChunk) -> None:
+        usage = getattr(chunk, "usage", None)
+        if usage is not None and self._permit is not None:
+            self._permit.settle(used_tokens=usage.total_tokens)
+
+    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[ChatCompletionChunk]:
+        if self._first is not None:
+            first, self._first = self._first, None
+            self._chunks += 1
+            self._settle_usage(first)
+            yield first
+        try:
+            async for chunk in self._stream:
+                self._chunks += 1
+                self._settle_usage(chunk)
+                yield chunk
+        except Exception as exc:
+            kind = classify_error(exc)
+            policy = self._policy
+            elapsed = policy.clock.monotonic() - self._started
+            policy.hook.attempt_finished(policy.name, elapsed, kind)
+            raise StreamInterruptedError(policy.name, kind, self._chunks) from exc
+
+    async def aclose(self) -> None:
+        """Close the underlying HTTP response and give the limiter its slot back."""
+        held, self._held = self._held, None
+        try:
+            await self._stream.close()
+        finally:
+            if held is not None:
+                await held.__aexit__(None, None, None)
+
+    async def __aenter__(self) -> OpenStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+async def open_stream(
+    policy: ResiliencePolicy,
+    sdk: openai.AsyncOpenAI,
+    *,
+    messages: list[Any],
+    model: str,
+    tokens: float,
+    kwargs: Mapping[str, Any],
+    stats: RetryCallStats,
+    started: float,
+    last_resort: bool = True,
+) -> OpenStream:
+    """Open a stream through *policy*: connect and read the first chunk, with retries."""
+
+    async def send() -> OpenStream:
+        stream: Any = await sdk.chat.completions.create(
+            messages=messages, model=model, stream=True, **kwargs
+        )
+        try:
+            first = await stream.__anext__()
+        except BaseException:
+            await stream.close()
+            raise
+        return OpenStream(policy, stream, first, started)
+
+    def settle(opened: OpenStream) -> tuple[float | None, Any]:
+        return None, opened._stream.response.headers
+
+    opened = await policy.run(
+        send,
+        tokens=tokens,
+        settle=settle,
+        stats=stats,
+        last_resort=last_resort,
+        hold_permit=True,
+    )
+    policy.hook.first_token(policy.name, policy.clock.monotonic() - started)
+    return opened

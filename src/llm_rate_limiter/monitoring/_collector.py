@@ -1,0 +1,267 @@
+# SPDX-License-Identifier: MIT
+"""
+`MetricsCollector`: the `MetricsHook` that records every event, cheaply and boundedly.
+
+Recording is synchronous and O(1): a few counter updates, one append to a
+fixed-size deque and one slot of a 60-bucket minute ring. Snapshots, health,
+issue analysis and reports are computed only when asked.
+"""
+
+from __future__ import annotations
+
+from .._clock import SYSTEM_CLOCK, Clock
+from .._errors import RetryErrorType
+from .._hooks import CallOutcome
+from .._validate import check_int, check_number
+from ._health import HealthThresholds
+from ._stats import CONFIG_KEYS, ServiceState, bump
+from ._views import MetricsViews
+
+__all__ = ["MetricsCollector"]
+
+
+class MetricsCollector(MetricsViews):
+    """
+    Record events from the policy parts and tell how healthy each service is.
+
+    It implements every `MetricsHook` method (plus `quota_exhausted`); the
+    snapshots, health, issues and report come from `MetricsViews`. Memory is
+    bounded per service: the last *history_size* calls, 60 one-minute buckets,
+    counters keyed by error type, and the last 50 breaker transitions.
+
+    Args:
+        thresholds: Limits for health statuses and issue detection.
+        clock: Where time comes from (the minute buckets, breaker durations).
+        history_size: Calls kept per service for percentiles and recent success.
+
+    Raises:
+        ConfigurationError: *history_size* below 1.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        *,
+        thresholds: HealthThresholds = HealthThresholds(),  # noqa: B008 -- frozen, shared safely
+        clock: Clock = SYSTEM_CLOCK,
+        history_size: int = 100,
+    ) -> None:
+        self.thresholds = thresholds
+        self._clock = clock
+        self._history_size = check_int("history_size", history_size, minimum=1)
+        self._configs: dict[str, dict[str, float | int | None]] = {}
+        self._services: dict[str, ServiceState] = {}
+        self._started = clock.monotonic()
+
+    # -- configuration -------------------------------------------------------
+
+    def register_service(
+        self,
+        service: str,
+        *,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        max_concurrency: int | None = None,
+        fail_max: int | None = None,
+        reset_timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> None:
+        """
+        Declare *service* and its configured limits.
+
+        The limits let the collector compute utilization and make specific
+        recommendations ("lower requests_per_minute from 600 to 500"). Calling
+        it again replaces the limits and keeps the recorded data.
+
+        Raises:
+            ConfigurationError: A negative limit.
+
+        .. versionadded:: 0.1.0
+        """
+        values = (
+            requests_per_minute,
+            tokens_per_minute,
+            max_concurrency,
+            fail_max,
+            reset_timeout,
+            max_retries,
+        )
+        config = {
+            key: check_number(key, value, allow_none=True)
+            for key, value in zip(CONFIG_KEYS, values, strict=True)
+        }
+        for key in ("max_concurrency", "fail_max", "max_retries"):
+            if config[key] is not None:
+                config[key] = int(config[key])  # type: ignore[arg-type]
+        self._configs[service] = config
+        state = self._services.get(service)
+        if state is None:
+            self._services[service] = ServiceState(config, self._history_size)
+        else:
+            state.config = config
+
+    def _add(self, service: str) -> ServiceState:
+        config = self._configs.setdefault(service, dict.fromkeys(CONFIG_KEYS))
+        state = self._services[service] = ServiceState(config, self._history_size)
+        return state
+
+    # -- MetricsHook ---------------------------------------------------------
+
+    def call_started(self, service: str) -> None:
+        """Count a call and its minute bucket; track the peak in flight."""
+        s = self._services.get(service) or self._add(service)
+        s.calls_started += 1
+        w = s.window
+        w.calls[w.slot(self._clock.monotonic())] += 1
+        in_flight = s.calls_started - s.calls_succeeded - s.calls_failed - s.calls_cancelled
+        if in_flight > s.peak_in_flight:
+            s.peak_in_flight = in_flight
+
+    def call_finished(
+        self, service: str, outcome: CallOutcome, latency: float, attempts: int
+    ) -> None:
+        """Count the outcome; keep the latency of calls that ended (not cancelled)."""
+        s = self._services.get(service) or self._add(service)
+        s.recent_outcomes.append(outcome)
+        if attempts > 1:
+            s.retried_calls += 1
+        if outcome == "cancelled":
+            s.calls_cancelled += 1
+            return
+        w = s.window
+        index = w.slot(self._clock.monotonic())
+        if outcome == "success":
+            s.calls_succeeded += 1
+            w.successes[index] += 1
+            if attempts > 1:
+                s.succeeded_after_retry += 1
+        else:
+            s.calls_failed += 1
+            w.failures[index] += 1
+        s.call_latency_total += latency
+        if latency > s.call_latency_max:
+            s.call_latency_max = latency
+        s.recent_latencies.append(latency)
+
+    def attempt_finished(self, service: str, latency: float, error: RetryErrorType | None) -> None:
+        """Count an attempt, its latency and its error type."""
+        s = self._services.get(service) or self._add(service)
+        s.attempts += 1
+        s.attempt_latency_total += latency
+        if error is not None:
+            s.attempt_failures += 1
+            s.errors[error] = s.errors.get(error, 0) + 1
+
+    def limiter_waited(self, service: str, seconds: float, tokens: float) -> None:
+        """Count an admission and its wait."""
+        s = self._services.get(service) or self._add(service)
+        s.waits += 1
+        s.wait_total += seconds
+        if seconds > s.wait_max:
+            s.wait_max = seconds
+
+    def limiter_denied(self, service: str, reason: str) -> None:
+        """Count a denial and its reason."""
+        s = self._services.get(service) or self._add(service)
+        s.denials += 1
+        bump(s.denial_reasons, reason)
+        w = s.window
+        w.denials[w.slot(self._clock.monotonic())] += 1
+
+    def rate_limit_violation(self, service: str, retry_after: float | None) -> None:
+        """Count a server 429 that came despite local limiting."""
+        s = self._services.get(service) or self._add(service)
+        s.violations += 1
+        s.last_retry_after = retry_after
+
+    def cooldown_started(self, service: str, seconds: float) -> None:
+        """Count a limiter pause and its length."""
+        s = self._services.get(service) or self._add(service)
+        s.cooldowns += 1
+        s.cooldown_seconds += seconds
+
+    def server_limits_seen(
+        self, service: str, limit_requests: float | None, limit_tokens: float | None
+    ) -> None:
+        """Remember the provider's announced limits."""
+        s = self._services.get(service) or self._add(service)
+        if limit_requests is not None:
+            s.server_limit_requests = limit_requests
+        if limit_tokens is not None:
+            s.server_limit_tokens = limit_tokens
+
+    def tokens_used(self, service: str, estimated: float, used: float | None) -> None:
+        """Add the tokens consumed (the usage when known, else the estimate)."""
+        s = self._services.get(service) or self._add(service)
+        s.tokens_estimated += estimated
+        if used is None:
+            used = estimated
+        else:
+            s.tokens_reported += 1
+        s.tokens_used += used
+        w = s.window
+        w.tokens[w.slot(self._clock.monotonic())] += used
+
+    def breaker_transition(self, service: str, old: str, new: str) -> None:
+        """Record a breaker transition, counting openings and recoveries."""
+        s = self._services.get(service) or self._add(service)
+        now = self._clock.monotonic()
+        s.breaker_state = new
+        s.breaker_transitions += 1
+        s.last_transition_at = now
+        s.transitions.append((now, old, new))
+        if new == "open":
+            s.breaker_opens += 1
+            if old == "half_open":
+                s.recovery_failures += 1
+        elif new == "half_open":
+            s.half_opens += 1
+        elif old == "half_open":
+            s.recoveries += 1
+
+    def breaker_rejected(self, service: str) -> None:
+        """Count a call the breaker refused."""
+        s = self._services.get(service) or self._add(service)
+        s.breaker_rejections += 1
+
+    def retry_scheduled(
+        self, service: str, attempt: int, delay: float, error: RetryErrorType
+    ) -> None:
+        """Count a retry, its delay and the error that caused it."""
+        s = self._services.get(service) or self._add(service)
+        s.retries += 1
+        s.retry_delay_total += delay
+        s.retry_errors[error] = s.retry_errors.get(error, 0) + 1
+
+    def retry_gave_up(self, service: str, attempts: int, error: RetryErrorType) -> None:
+        """Count a call whose retries were exhausted."""
+        s = self._services.get(service) or self._add(service)
+        s.retry_gave_up += 1
+
+    def retry_budget_refused(self, service: str) -> None:
+        """Count a retry the budget refused."""
+        s = self._services.get(service) or self._add(service)
+        s.retry_budget_refused += 1
+
+    def fallback_taken(self, service: str, fallback: str, reason: RetryErrorType) -> None:
+        """Count a hand-over from *service* to *fallback* and why."""
+        s = self._services.get(service) or self._add(service)
+        s.fallbacks += 1
+        bump(s.fallback_targets, fallback)
+        s.fallback_reasons[reason] = s.fallback_reasons.get(reason, 0) + 1
+
+    def first_token(self, service: str, seconds: float) -> None:
+        """Add a stream's time to first token."""
+        s = self._services.get(service) or self._add(service)
+        s.first_token_count += 1
+        s.first_token_total += seconds
+
+    def quota_exhausted(self, service: str) -> None:
+        """
+        Count a 429 ``insufficient_quota`` (a billing state, not a rate).
+
+        .. versionadded:: 0.1.0
+        """
+        s = self._services.get(service) or self._add(service)
+        s.quota_exhausted += 1

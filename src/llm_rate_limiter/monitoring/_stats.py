@@ -1,0 +1,268 @@
+# SPDX-License-Identifier: MIT
+"""
+Per-service state of the metrics collector and its comprehensive snapshot.
+
+`ServiceState` is a bag of counters, fixed-size deques and a `MinuteWindow`;
+the collector mutates it in O(1) per event. `service_snapshot` turns it into
+a flat dict of more than 25 metrics (the seed's lists for the limiter, the
+breaker and the retries), computed only when asked.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from .._errors import RetryErrorType
+from ._window import MinuteWindow, percentile
+
+__all__ = ["CONFIG_KEYS", "ServiceState", "bump", "service_snapshot"]
+
+#: The limits `MetricsCollector.register_service` accepts.
+CONFIG_KEYS = (
+    "requests_per_minute",
+    "tokens_per_minute",
+    "max_concurrency",
+    "fail_max",
+    "reset_timeout",
+    "max_retries",
+)
+
+#: Distinct keys kept in free-form counters (denial reasons, fallback targets).
+MAX_KEYS = 32
+#: Breaker transitions kept per service.
+TRANSITION_HISTORY = 50
+
+
+def bump(counter: dict[str, int], key: str) -> None:
+    """Add one to *counter[key]*, folding keys past `MAX_KEYS` into ``"other"``."""
+    if key in counter or len(counter) < MAX_KEYS:
+        counter[key] = counter.get(key, 0) + 1
+    else:
+        counter["other"] = counter.get("other", 0) + 1
+
+
+class ServiceState:
+    """The counters and bounded histories of one service."""
+
+    __slots__ = (
+        "attempt_failures",
+        "attempt_latency_total",
+        "attempts",
+        "breaker_opens",
+        "breaker_rejections",
+        "breaker_state",
+        "breaker_transitions",
+        "call_latency_max",
+        "call_latency_total",
+        "calls_cancelled",
+        "calls_failed",
+        "calls_started",
+        "calls_succeeded",
+        "config",
+        "cooldown_seconds",
+        "cooldowns",
+        "denial_reasons",
+        "denials",
+        "errors",
+        "fallback_reasons",
+        "fallback_targets",
+        "fallbacks",
+        "first_token_count",
+        "first_token_total",
+        "half_opens",
+        "last_retry_after",
+        "last_transition_at",
+        "peak_in_flight",
+        "quota_exhausted",
+        "recent_latencies",
+        "recent_outcomes",
+        "recoveries",
+        "recovery_failures",
+        "retried_calls",
+        "retries",
+        "retry_budget_refused",
+        "retry_delay_total",
+        "retry_errors",
+        "retry_gave_up",
+        "server_limit_requests",
+        "server_limit_tokens",
+        "succeeded_after_retry",
+        "tokens_estimated",
+        "tokens_reported",
+        "tokens_used",
+        "transitions",
+        "violations",
+        "wait_max",
+        "wait_total",
+        "waits",
+        "window",
+    )
+
+    def __init__(self, config: dict[str, float | int | None], history_size: int) -> None:
+        self.config = config
+        self.calls_started = self.calls_succeeded = self.calls_failed = 0
+        self.calls_cancelled = self.peak_in_flight = self.retried_calls = 0
+        self.succeeded_after_retry = 0
+        self.call_latency_total = self.call_latency_max = 0.0
+        self.recent_latencies: deque[float] = deque(maxlen=history_size)
+        self.recent_outcomes: deque[str] = deque(maxlen=history_size)
+        self.attempts = self.attempt_failures = 0
+        self.attempt_latency_total = 0.0
+        self.errors: dict[RetryErrorType, int] = {}
+        self.waits = self.denials = self.violations = self.cooldowns = 0
+        self.wait_total = self.wait_max = self.cooldown_seconds = 0.0
+        self.denial_reasons: dict[str, int] = {}
+        self.last_retry_after: float | None = None
+        self.server_limit_requests: float | None = None
+        self.server_limit_tokens: float | None = None
+        self.tokens_estimated = self.tokens_used = 0.0
+        self.tokens_reported = 0
+        self.breaker_state = "closed"
+        self.breaker_transitions = self.breaker_opens = self.half_opens = 0
+        self.recoveries = self.recovery_failures = self.breaker_rejections = 0
+        self.last_transition_at: float | None = None
+        self.transitions: deque[tuple[float, str, str]] = deque(maxlen=TRANSITION_HISTORY)
+        self.retries = self.retry_gave_up = self.retry_budget_refused = 0
+        self.retry_delay_total = 0.0
+        self.retry_errors: dict[RetryErrorType, int] = {}
+        self.fallbacks = 0
+        self.fallback_targets: dict[str, int] = {}
+        self.fallback_reasons: dict[RetryErrorType, int] = {}
+        self.first_token_count = 0
+        self.first_token_total = 0.0
+        self.quota_exhausted = 0
+        self.window = MinuteWindow()
+
+
+def _ratio(part: float, whole: float) -> float:
+    return part / whole if whole else 0.0
+
+
+def _per_limit(value: float, limit: float | int | None) -> float | None:
+    return value / limit if limit else None
+
+
+def _by_kind(counter: dict[RetryErrorType, int]) -> dict[str, int]:
+    return {kind.value: n for kind, n in sorted(dict(counter).items(), key=lambda kv: -kv[1])}
+
+
+def service_snapshot(name: str, s: ServiceState, now: float) -> dict[str, Any]:
+    """Return the comprehensive metrics of service *name* at monotonic time *now*."""
+    cfg = s.config
+    finished = s.calls_succeeded + s.calls_failed
+    latencies = list(s.recent_latencies)
+    outcomes = list(s.recent_outcomes)
+    judged_recent = sum(1 for o in outcomes if o != "cancelled")
+    requests_minute = s.window.rate("calls", now)
+    tokens_minute = s.window.rate("tokens", now)
+    peak_requests = s.window.peak("calls", now)
+    recovery_attempts = s.recoveries + s.recovery_failures
+    errors = dict(s.errors)  # a copy: a scrape may run in another thread
+    top_error = max(errors.items(), key=lambda kv: kv[1])[0].value if errors else None
+    return {
+        "service": name,
+        # Request volume and outcomes.
+        "total_requests": s.calls_started,
+        "successful_requests": s.calls_succeeded,
+        "failed_requests": s.calls_failed,
+        "cancelled_requests": s.calls_cancelled,
+        "in_flight": s.calls_started - finished - s.calls_cancelled,
+        "peak_in_flight": s.peak_in_flight,
+        "success_rate": _ratio(s.calls_succeeded, finished) if finished else 1.0,
+        "failure_rate": _ratio(s.calls_failed, finished),
+        "recent_success_rate": (
+            _ratio(outcomes.count("success"), judged_recent) if judged_recent else 1.0
+        ),
+        "recent_failure_rate": _ratio(outcomes.count("failure"), judged_recent),
+        "recent_calls": judged_recent,
+        "requests_last_hour": int(s.window.total("calls", now)),
+        "failures_last_hour": int(s.window.total("failures", now)),
+        # Latency.
+        "average_response_time": _ratio(s.attempt_latency_total, s.attempts),
+        "average_call_latency": _ratio(s.call_latency_total, finished),
+        "max_call_latency": s.call_latency_max,
+        "p50_latency": percentile(latencies, 50),
+        "p95_latency": percentile(latencies, 95),
+        "p99_latency": percentile(latencies, 99),
+        "average_time_to_first_token": (
+            _ratio(s.first_token_total, s.first_token_count) if s.first_token_count else None
+        ),
+        # Attempts and errors.
+        "total_attempts": s.attempts,
+        "failed_attempts": s.attempt_failures,
+        "attempt_failure_rate": _ratio(s.attempt_failures, s.attempts),
+        "error_patterns": _by_kind(errors),
+        "most_common_error": top_error,
+        "authentication_failures": errors.get(RetryErrorType.AUTHENTICATION, 0),
+        "quota_exhausted": s.quota_exhausted,
+        # Rate limiter.
+        "configured_requests_per_minute": cfg.get("requests_per_minute"),
+        "configured_tokens_per_minute": cfg.get("tokens_per_minute"),
+        "configured_max_concurrency": cfg.get("max_concurrency"),
+        "server_limit_requests": s.server_limit_requests,
+        "server_limit_tokens": s.server_limit_tokens,
+        "requests_last_minute": requests_minute,
+        "tokens_last_minute": tokens_minute,
+        "peak_requests_per_minute": peak_requests,
+        "peak_tokens_per_minute": s.window.peak("tokens", now),
+        "utilization": _per_limit(requests_minute, cfg.get("requests_per_minute")),
+        "token_utilization": _per_limit(tokens_minute, cfg.get("tokens_per_minute")),
+        "peak_utilization": _per_limit(peak_requests, cfg.get("requests_per_minute")),
+        "concurrency_utilization": _per_limit(s.peak_in_flight, cfg.get("max_concurrency")),
+        "limiter_admissions": s.waits,
+        "average_wait_time": _ratio(s.wait_total, s.waits),
+        "max_wait_time": s.wait_max,
+        "total_wait_time": s.wait_total,
+        "denials": s.denials,
+        "denial_rate": _ratio(s.denials, s.waits + s.denials),
+        "denial_reasons": dict(s.denial_reasons),
+        "rate_limit_violations": s.violations,
+        "violation_rate": _ratio(s.violations, s.attempts),
+        "last_retry_after": s.last_retry_after,
+        "cooldowns": s.cooldowns,
+        "cooldown_seconds": s.cooldown_seconds,
+        # Tokens.
+        "tokens_estimated": s.tokens_estimated,
+        "tokens_used": s.tokens_used,
+        "token_estimate_error": (
+            _ratio(s.tokens_used - s.tokens_estimated, s.tokens_estimated)
+            if s.tokens_reported
+            else None
+        ),
+        # Circuit breaker.
+        "circuit_state": s.breaker_state,
+        "configured_fail_max": cfg.get("fail_max"),
+        "configured_reset_timeout": cfg.get("reset_timeout"),
+        "breaker_transitions": s.breaker_transitions,
+        "breaker_openings": s.breaker_opens,
+        "breaker_rejections": s.breaker_rejections,
+        "recovery_attempts": s.half_opens,
+        "recovery_successes": s.recoveries,
+        "recovery_failures": s.recovery_failures,
+        "recovery_success_rate": (
+            _ratio(s.recoveries, recovery_attempts) if recovery_attempts else None
+        ),
+        "seconds_in_state": None if s.last_transition_at is None else now - s.last_transition_at,
+        "recent_transitions": [
+            {"at": at, "from": old, "to": new} for at, old, new in list(s.transitions)[-10:]
+        ],
+        # Retries.
+        "configured_max_retries": cfg.get("max_retries"),
+        "retries": s.retries,
+        "retries_per_request": _ratio(s.retries, s.calls_started),
+        "retried_requests": s.retried_calls,
+        "succeeded_after_retry": s.succeeded_after_retry,
+        "retry_success_rate": (
+            _ratio(s.succeeded_after_retry, s.retried_calls) if s.retried_calls else None
+        ),
+        "retry_gave_up": s.retry_gave_up,
+        "retry_budget_refused": s.retry_budget_refused,
+        "total_retry_delay": s.retry_delay_total,
+        "retry_error_distribution": _by_kind(s.retry_errors),
+        # Fallbacks.
+        "fallbacks_taken": s.fallbacks,
+        "fallback_rate": _ratio(s.fallbacks, s.calls_started),
+        "fallback_targets": dict(s.fallback_targets),
+        "fallback_reasons": _by_kind(s.fallback_reasons),
+    }

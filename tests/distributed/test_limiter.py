@@ -1,0 +1,435 @@
+# SPDX-License-Identifier: MIT
+"""
+`RedisRateLimiter` and `shared_policy` against a real Redis (``REDIS_URL``).
+
+Two limiters on two connections stand in for two processes. Redis keeps
+real time, so the timing tests run for well under two seconds each and wait
+on the limiter itself, never on a sleep. Without Redis these tests fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+import pytest
+import redis.asyncio as aioredis
+
+from llm_rate_limiter import BreakerPolicy, RateLimits, RetryPolicy
+from llm_rate_limiter.distributed import (
+    DEFAULT_REDIS_URL,
+    RedisRateLimiter,
+    redis_from_env,
+    shared_policy,
+)
+from llm_rate_limiter.exceptions import (
+    ConfigurationError,
+    RateLimitTimeoutError,
+    RequestTooLargeError,
+)
+from llm_rate_limiter.testing import FaultConfig, FaultServer
+from tests.limiter.helpers import RecordingHook
+
+pytestmark = [pytest.mark.anyio, pytest.mark.redis]
+
+
+class Env:
+    """Two Redis connections (two "processes") and a key prefix of this test's own."""
+
+    def __init__(self, a: aioredis.Redis, b: aioredis.Redis) -> None:
+        self.a, self.b = a, b
+        self.prefix = f"llmrl-test-{uuid.uuid4().hex[:12]}"
+        self.limiters: list[RedisRateLimiter] = []
+
+    def pair(self, limits: RateLimits, **kwargs: Any) -> tuple[RedisRateLimiter, RedisRateLimiter]:
+        """One limiter on each connection, sharing service and prefix."""
+        made = tuple(
+            RedisRateLimiter(client, limits, service="svc", key_prefix=self.prefix, **kwargs)
+            for client in (self.a, self.b)
+        )
+        self.limiters += made
+        return made  # type: ignore[return-value]
+
+    async def keys(self) -> list[str]:
+        found = await self.a.keys(f"{self.prefix}:*")
+        return sorted(k.decode() if isinstance(k, bytes) else k for k in found)
+
+    async def level(self, name: str) -> float:
+        """The stored level of bucket *name* (0 when the key is absent)."""
+        raw = await self.a.hget(f"{self.prefix}:{{svc}}:{name}", "l")
+        return 0.0 if raw is None else float(raw)
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[Env]:
+    a, b = await redis_from_env(), await redis_from_env()
+    made = Env(a, b)
+    try:
+        yield made
+    finally:
+        for limiter in made.limiters:
+            await limiter.aclose()
+        keys = await made.keys()
+        if keys:
+            await a.delete(*keys)
+        await a.aclose()
+        await b.aclose()
+
+
+async def admit_times(limiter: RedisRateLimiter, count: int, times: list[float]) -> None:
+    loop = asyncio.get_running_loop()
+    for _ in range(count):
+        async with limiter.acquire():
+            times.append(loop.time())
+
+
+class TestSharedBudget:
+    async def test_two_limiters_never_exceed_the_rate_together(self, env: Env) -> None:
+        """40 calls through two limiters at 20/s (bucket 10) keep every window within 10 + 20·w."""
+        a, b = env.pair(RateLimits(requests_per_minute=1200, burst=0.5))
+        times: list[float] = []
+        await asyncio.gather(
+            *(admit_times(limiter, 5, times) for limiter in (a, b, a, b, a, b, a, b))
+        )
+        times.sort()
+        assert 40 == len(times)
+        assert (20, 20) == (a.statistics().admitted, b.statistics().admitted)
+        # Every window [t_i, t_j] holds at most capacity + rate * width, + 2 for the time
+        # between an admission in Redis and its record here (unshared, the excess is ~10).
+        worst = max(
+            (j - i + 1) - (10 + 20 * (times[j] - times[i]))
+            for i, j in itertools.combinations(range(len(times)), 2)
+        )
+        assert worst <= 2.0
+        assert times[-1] - times[0] >= 1.4  # 30 calls beyond the bucket at 20/s
+
+    async def test_reconciliation_debt_is_seen_by_the_other(self, env: Env) -> None:
+        """200 tokens of debt settled in one limiter make the other predict a 2 s wait."""
+        a, b = env.pair(RateLimits(tokens_per_minute=6000, burst=1.0, max_wait=0.0))
+        async with a.acquire(100) as permit:
+            permit.settle(used_tokens=300)
+        await a.flush()
+        with pytest.raises(RateLimitTimeoutError) as info:
+            async with b.acquire(1):
+                pass
+        assert 1.95 <= info.value.predicted_wait <= 2.05
+        assert 300.0 == a.statistics().tokens_used
+
+    async def test_reconciliation_credit_frees_capacity_for_the_other(self, env: Env) -> None:
+        """A full 100-token charge settled at 0 used lets the other take 100 tokens at once."""
+        a, b = env.pair(RateLimits(tokens_per_minute=6000, burst=1.0, max_wait=0.0))
+        async with a.acquire(100) as permit:
+            permit.settle(used_tokens=0)
+        await a.flush()
+        async with b.acquire(100):
+            pass
+        assert 0.0 == b.statistics().max_wait_seen
+
+    async def test_header_correction_is_shared(self, env: Env) -> None:
+        """remaining-requests 0 seen by one fills the shared bucket: the other must wait 0.1 s."""
+        a, b = env.pair(RateLimits(requests_per_minute=600, burst=1.0, max_wait=0.0))
+        a.observe_headers({"x-ratelimit-remaining-requests": "0"})
+        await a.flush()
+        with pytest.raises(RateLimitTimeoutError) as info:
+            async with b.acquire():
+                pass
+        assert 0.09 <= info.value.predicted_wait <= 0.11
+
+
+class TestCooldown:
+    async def test_a_429_in_one_pauses_the_other(self, env: Env) -> None:
+        """Retry-After 0.3 s seen by one limiter holds the other's next call for 0.3 s."""
+        a, b = env.pair(RateLimits(requests_per_minute=6000))
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        a.on_rate_limited(0.3)
+        await a.flush()
+        assert 0.25 <= await b.shared_cooldown_remaining() <= 0.3
+        async with b.acquire():
+            admitted = loop.time()
+        assert 0.3 <= admitted - start < 1.0
+        assert (1, 1) == (a.statistics().violations, a.statistics().cooldowns)
+        assert 0.25 <= b.statistics().max_wait_seen
+
+    async def test_shorter_never_cuts_longer(self, env: Env) -> None:
+        """A 0.5 s cooldown from one process does not shorten a 5 s one from another."""
+        a, b = env.pair(RateLimits(requests_per_minute=6000))
+        a.cooldown(5.0)
+        await a.flush()
+        b.cooldown(0.5)
+        await b.flush()
+        assert 4.5 < await a.shared_cooldown_remaining() <= 5.0
+
+    async def test_max_wait_refuses_during_a_shared_cooldown(self, env: Env) -> None:
+        """A 5 s cooldown set elsewhere makes a call with max_wait 1 fail at once."""
+        a, b = env.pair(RateLimits(requests_per_minute=6000, max_wait=1.0))
+        a.cooldown(5.0)
+        await a.flush()
+        with pytest.raises(RateLimitTimeoutError):
+            async with b.acquire():
+                pass
+        assert 4.5 < b.cooldown_remaining() <= 5.0
+        assert 1 == b.statistics().denied_max_wait
+
+
+class TestRefusals:
+    async def test_request_too_large_at_once(self, env: Env) -> None:
+        """A request above tokens_per_minute fails in acquire(), writing nothing to Redis."""
+        a, _ = env.pair(RateLimits(tokens_per_minute=1000))
+        with pytest.raises(RequestTooLargeError) as info:
+            a.acquire(1001)
+        assert (1001, 1000) == (info.value.tokens, info.value.capacity)
+        assert 1 == a.statistics().denied_too_large
+        assert [] == await env.keys()
+
+    async def test_max_wait_fails_fast(self, env: Env) -> None:
+        """With 1 request/s taken, a call with max_wait 0.2 fails at once, predicting ~1 s."""
+        a, b = env.pair(RateLimits(requests_per_minute=60, burst=1.0, max_wait=0.2))
+        loop = asyncio.get_running_loop()
+        async with a.acquire():
+            pass
+        start = loop.time()
+        with pytest.raises(RateLimitTimeoutError) as info:
+            async with b.acquire():
+                pass
+        assert loop.time() - start < 0.2  # less than max_wait itself: no waiting
+        assert 0.95 <= info.value.predicted_wait <= 1.0
+        assert 1.0 == await env.level("req")
+
+    async def test_negative_tokens(self, env: Env) -> None:
+        """A negative token count is a ValueError."""
+        a, _ = env.pair(RateLimits(tokens_per_minute=1000))
+        with pytest.raises(ValueError, match="tokens"):
+            a.acquire(-1)
+
+    def test_bad_settings(self) -> None:
+        """An empty service name or a lease of 0 is refused at construction."""
+        client = aioredis.Redis()
+        with pytest.raises(ConfigurationError, match="service"):
+            RedisRateLimiter(client, RateLimits(), service="")
+        with pytest.raises(ConfigurationError, match="lease"):
+            RedisRateLimiter(client, RateLimits(), service="s", lease=0)
+
+
+class TestCancellation:
+    async def test_cancelled_waiter_leaves_nothing_charged(self, env: Env) -> None:
+        """A waiter cancelled while refused leaves the buckets as the first call left them."""
+        a, b = env.pair(RateLimits(requests_per_minute=60, tokens_per_minute=6000, burst=1.0))
+        async with a.acquire(10):
+            pass
+        refused = asyncio.Event()
+        script = b._acquire_script
+
+        async def spy(**kwargs: Any) -> Any:
+            reply = await script(**kwargs)
+            refused.set()
+            return reply
+
+        b._acquire_script = spy  # type: ignore[assignment]
+        task = asyncio.ensure_future(b.acquire(50).__aenter__())
+        await refused.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert (1.0, 10.0) == (round(await env.level("req"), 3), round(await env.level("tok")))
+        assert (0, 0) == (b.statistics().admitted, b.statistics().queued)
+
+    async def test_cancelled_during_the_script_is_refunded(self, env: Env) -> None:
+        """A caller cancelled while its admitting script ran gets its charge and lease undone."""
+        (b,) = env.pair(
+            RateLimits(requests_per_minute=60, tokens_per_minute=6000, max_concurrency=2)
+        )[1:]
+        ran, release = asyncio.Event(), asyncio.Event()
+        script = b._acquire_script
+
+        async def slow_reply(**kwargs: Any) -> Any:
+            reply = await script(**kwargs)
+            ran.set()
+            await release.wait()
+            return reply
+
+        b._acquire_script = slow_reply  # type: ignore[assignment]
+        task = asyncio.ensure_future(b.acquire(50).__aenter__())
+        await ran.wait()
+        assert 50.0 == round(await env.level("tok"))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+        await b.flush()
+        assert (0.0, 0.0) == (await env.level("req"), await env.level("tok"))
+        assert 0 == await env.a.zcard(b.keys["conc"])
+
+
+class TestConcurrency:
+    async def test_slots_are_shared_and_released(self, env: Env) -> None:
+        """With max_concurrency 1 the other process waits while held, and goes once released."""
+        a, b = env.pair(RateLimits(max_concurrency=1), poll_interval=0.01)
+        held = a.acquire()
+        await held.__aenter__()
+        waiter = asyncio.ensure_future(b.acquire().__aenter__())
+        done, _ = await asyncio.wait([waiter], timeout=0.2)
+        assert set() == done
+        await held.__aexit__(None, None, None)
+        permit = await asyncio.wait_for(waiter, 1.0)
+        await permit.__aexit__(None, None, None)
+        assert 0 == await env.a.zcard(a.keys["conc"])
+
+    async def test_lease_of_a_dead_holder_expires(self, env: Env) -> None:
+        """A holder that stops renewing (a crashed process) loses its slot after the lease."""
+        a, b = env.pair(RateLimits(max_concurrency=1), lease=0.3, poll_interval=0.02)
+        loop = asyncio.get_running_loop()
+        await a.acquire().__aenter__()
+        assert a._renewer is not None
+        a._renewer.cancel()  # the process "dies": no renewal, no release
+        start = loop.time()
+        async with b.acquire():
+            waited = loop.time() - start
+        assert 0.2 <= waited < 1.0
+
+    async def test_a_live_holder_keeps_its_slot(self, env: Env) -> None:
+        """Renewal keeps a slot held past its 0.3 s lease: the other waits 0.7 s in vain."""
+        a, b = env.pair(RateLimits(max_concurrency=1), lease=0.3, poll_interval=0.02)
+        async with a.acquire():
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.7):
+                    await b.acquire().__aenter__()
+        async with b.acquire():
+            assert 1 == b.statistics().in_flight
+
+
+class TestEvents:
+    async def test_hook_sees_this_process_events(self, env: Env) -> None:
+        """Admission, settlement, headers, a 429 and a refusal reach the hook, as in-process."""
+        hook = RecordingHook()
+        a, _ = env.pair(RateLimits(tokens_per_minute=6000, max_wait=0.0), hook=hook)
+        async with a.acquire(100) as permit:
+            permit.settle(used_tokens=80, headers={"x-ratelimit-limit-requests": "500"})
+        a.on_rate_limited(2.0)
+        with pytest.raises(RateLimitTimeoutError):
+            async with a.acquire(1):
+                pass
+        await a.flush()
+        assert [
+            ("waited", "svc", 0.0, 100),
+            ("tokens", "svc", 100, 80),
+            ("limits", "svc", 500.0, None),
+            ("violation", "svc", 2.0),
+            ("cooldown", "svc", 2.0),
+            ("denied", "svc", "max_wait"),
+        ] == hook.events
+        stats = a.statistics()
+        assert (1, 1, 100.0, 80.0) == (
+            stats.admitted,
+            stats.denied,
+            stats.tokens_estimated,
+            stats.tokens_used,
+        )
+        assert stats.token_utilization is not None
+        assert stats.request_utilization is None
+
+
+class TestKeys:
+    async def test_every_key_expires(self, env: Env) -> None:
+        """Bucket, cooldown and lease keys all carry an expiry no longer than needed."""
+        limits = RateLimits(
+            requests_per_minute=600,
+            tokens_per_minute=6000,
+            tokens_per_day=100_000,
+            max_concurrency=2,
+            burst=1.0,
+        )
+        a, _ = env.pair(limits, lease=5.0)
+        async with a.acquire(100):
+            a.cooldown(2.0)
+            await a.flush()
+            ttl = {key.rsplit(":", 1)[1]: await env.a.pttl(key) for key in await env.keys()}
+        assert {"conc", "cool", "day", "req", "tok"} == set(ttl)
+        assert 0 < ttl["cool"] <= 2000
+        assert 0 < ttl["conc"] <= 6000
+        # After the 2 s cooldown the level is 9 + 2 * 10 = 29: 2.9 s to drain, + 1 s margin.
+        assert 3800 <= ttl["req"] <= 3900
+        assert 0 < ttl["day"] <= 86_400_000
+
+    async def test_keys_use_one_hash_tag(self, env: Env) -> None:
+        """All keys of a service share a {service} hash tag (one Redis Cluster slot)."""
+        a, _ = env.pair(RateLimits(requests_per_minute=60))
+        assert all("{svc}" in key for key in a.keys.values())
+
+
+class TestConnect:
+    async def test_unreachable_names_redis_url(self) -> None:
+        """A refused connection is a ConfigurationError naming REDIS_URL, without the password."""
+        with pytest.raises(ConfigurationError) as info:
+            await redis_from_env(environ={"REDIS_URL": "redis://u:s3cret@127.0.0.1:1/0"})
+        assert "REDIS_URL" == info.value.setting
+        assert "s3cret" not in str(info.value)
+        assert "127.0.0.1:1" in str(info.value)
+
+    async def test_malformed_url(self) -> None:
+        """A URL that is not a Redis URL is a ConfigurationError naming REDIS_URL."""
+        with pytest.raises(ConfigurationError, match="REDIS_URL"):
+            await redis_from_env("http://127.0.0.1/")
+
+    async def test_default_url(self) -> None:
+        """Without REDIS_URL the client connects to the documented default."""
+        client = await redis_from_env(environ={})
+        try:
+            kwargs = client.connection_pool.connection_kwargs
+            assert ("127.0.0.1", 6379, 0) == (kwargs["host"], kwargs["port"], kwargs["db"])
+            assert "redis://127.0.0.1:6379/0" == DEFAULT_REDIS_URL
+            assert 5.0 == kwargs["socket_timeout"]
+        finally:
+            await client.aclose()
+
+
+class TestSharedPolicy:
+    async def test_two_policies_share_the_servers_budget(self, env: Env) -> None:
+        """Two policies sharing a 30/s budget against a 30/s server: 60 calls, (almost) no 429s."""
+        limits = RateLimits(requests_per_minute=30 * 60)
+        retry = RetryPolicy(max_retries=5, base_delay=0.05, max_delay=1.0)
+        policies = [
+            shared_policy(
+                "svc",
+                redis=client,
+                retry=retry,
+                limits=limits,
+                breaker=BreakerPolicy(fail_max=50),
+                key_prefix=env.prefix,
+            )
+            for client in (env.a, env.b)
+        ]
+        for policy in policies:
+            env.limiters.append(policy.limiter)  # type: ignore[arg-type]
+        # The server shares this event loop with the clients: its bucket holds 1.33 s so
+        # the loop's scheduling jitter does not read as a burst.
+        config = FaultConfig(rps=30, request_burst=40, latency=0.005)
+        async with FaultServer(config) as server:
+            clients = [
+                openai.AsyncOpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+                for _ in policies
+            ]
+
+            async def one(i: int) -> str | None:
+                client, policy = clients[i % 2], policies[i % 2]
+                reply = await policy.run(
+                    lambda: client.chat.completions.create(
+                        model="mock-gpt", messages=[{"role": "user", "content": "hi"}]
+                    )
+                )
+                return reply.choices[0].message.content
+
+            try:
+                replies = await asyncio.gather(*(one(i) for i in range(60)))
+            finally:
+                for client in clients:
+                    await client.close()
+            stats = server.stats()
+        assert 60 == len(replies) == stats.succeeded
+        assert stats.rate_limited <= 2, stats  # unshared: about 40
+        admitted = [p.limiter.statistics().admitted for p in policies]  # type: ignore[union-attr]
+        assert 60 + stats.rate_limited == sum(admitted)
