@@ -50,6 +50,7 @@ from .client import (
     start_monitoring,
 )
 from .exceptions import (
+    AttemptTimeoutError,
     CircuitOpenError,
     ClientClosedError,
     ConfigurationError,
@@ -91,6 +92,7 @@ __all__ = [
     "SYSTEM_CLOCK",
     "AsyncCircuitBreaker",
     "AsyncLLMClient",
+    "AttemptTimeoutError",
     "BreakerPolicy",
     "BreakerStatistics",
     "CallInfo",

@@ -22,6 +22,7 @@ from .exceptions import (
     ConfigurationError,
     RateLimitTimeoutError,
     RequestTooLargeError,
+    StreamInterruptedError,
 )
 
 __all__ = [
@@ -192,6 +193,8 @@ def _classify(exc: BaseException) -> RetryErrorType:
         return RetryErrorType.PERMANENT
     if isinstance(exc, CircuitOpenError):
         return RetryErrorType.SERVER_ERROR
+    if isinstance(exc, StreamInterruptedError) and isinstance(exc.kind, RetryErrorType):
+        return exc.kind
     if isinstance(exc, RateLimitTimeoutError):
         return RetryErrorType.RATE_LIMIT
     if isinstance(exc, RequestTooLargeError | ConfigurationError):

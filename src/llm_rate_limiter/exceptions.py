@@ -11,6 +11,7 @@ through unchanged; these are the library's own::
     ├── RateLimitTimeoutError (also TimeoutError)
     ├── RequestTooLargeError
     ├── DeadlineExceededError (also TimeoutError)
+    ├── AttemptTimeoutError (also TimeoutError)
     ├── ClientClosedError (also RuntimeError)
     └── StreamInterruptedError
 """
@@ -18,6 +19,7 @@ through unchanged; these are the library's own::
 from __future__ import annotations
 
 __all__ = [
+    "AttemptTimeoutError",
     "CircuitOpenError",
     "ClientClosedError",
     "ConfigurationError",
@@ -121,6 +123,26 @@ class DeadlineExceededError(LLMRateLimiterError, TimeoutError):
 
     .. versionadded:: 0.1.0
     """
+
+
+class AttemptTimeoutError(LLMRateLimiterError, TimeoutError):
+    """
+    One attempt ran past its time limit: ``attempt_timeout``, or what was left of the deadline.
+
+    Classified as `RetryErrorType.TIMEOUT` (retried by default) and counted as a
+    failed attempt by the breaker and the metrics. ``except TimeoutError`` catches it.
+
+    Attributes:
+        service: The service the attempt went to.
+        timeout: The limit the attempt ran into, in seconds.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(self, service: str, timeout: float) -> None:
+        self.service = service
+        self.timeout = timeout
+        super().__init__(f"attempt to {service!r} timed out after {timeout:.2f}s")
 
 
 class ClientClosedError(LLMRateLimiterError, RuntimeError):

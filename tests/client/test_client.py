@@ -180,7 +180,7 @@ class TestFallback:
         assert 1 == server.stats().requests
 
     async def test_last_resort_waits_for_the_breaker(self, server: FaultServer) -> None:
-        """With no fallback left, a call waits out the open breaker and its trial succeeds."""
+        """With no fallback left, a call waits out the open breaker (no attempt spent) and its trial succeeds."""
         clock = FakeClock()
         breaker = BreakerPolicy(fail_max=1, reset_timeout=30.0)
         config = provider(server, breaker=breaker, retry=RetryPolicy(max_retries=3))
@@ -189,7 +189,7 @@ class TestFallback:
             info = CallInfo()
             await client.chat(MESSAGES, call_info=info)
             state = client.policy("primary").breaker.state  # type: ignore[union-attr]
-        assert ("primary", 2, "closed") == (info.provider, info.attempts, state)
+        assert ("primary", 1, "closed") == (info.provider, info.attempts, state)
         assert 1 == len(clock.sleeps)
         assert 30.0 <= clock.sleeps[0] <= 30.0 + 0.1 * (30.0 + config.retry.base_delay)
         assert 1 == server.stats().requests

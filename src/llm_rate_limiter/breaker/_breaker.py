@@ -16,6 +16,7 @@ import pybreaker
 
 from .._clock import SYSTEM_CLOCK, Clock
 from .._hooks import NULL_HOOK, MetricsHook
+from ..exceptions import CircuitOpenError
 from ._core import BreakerCore, BreakerState, Ticket
 from ._guard import BreakerGuard
 from ._policy import BreakerPolicy
@@ -87,6 +88,66 @@ class AsyncCircuitBreaker(BreakerCore):
             raise
         self.on_success(ticket, mono() - start)
         return result
+
+    async def wait_for_admission(
+        self, deadline_at: float | None = None, *, paced: bool = True
+    ) -> Ticket:
+        """
+        Admit one call as soon as the breaker lets it, waiting on its state (no polling).
+
+        While the breaker is open the call waits until the trial instant (or
+        until the state changes sooner: a reset, a shared opening ending);
+        while every half-open trial slot is taken it waits until the trial
+        ends. A successful trial closes the breaker and releases the waiters,
+        *paced* ones in a short ramp (1, 2, 4, ... every 50 ms); a failed one
+        opens it again and the wait starts over. The refusal is counted once,
+        by the `admit` that came first; waiting spends no retry.
+
+        Args:
+            deadline_at: The call's deadline on the breaker's clock, or None.
+            paced: Release this call in the ramp after a close (pass False when
+                a rate limiter paces the calls anyway).
+
+        Returns:
+            The ticket, as from `admit`.
+
+        Raises:
+            CircuitOpenError: The next trial call would come after *deadline_at*
+                (at once, with a note saying what to change).
+
+        .. versionadded:: 0.2.0
+        """
+        mono = self._mono
+        while True:
+            ticket = self._gen if self._closed else self._admit_open()
+            if ticket is not None:
+                return ticket
+            trial_in = self.seconds_until_trial()
+            if deadline_at is not None and mono() + trial_in >= deadline_at:
+                refused = CircuitOpenError(self._service, trial_in)
+                left = max(0.0, deadline_at - mono())
+                refused.add_note(
+                    f"llm_rate_limiter: the next trial call ({trial_in:.2f}s) is after this "
+                    f"call's deadline ({left:.2f}s left): lower BreakerPolicy.reset_timeout, "
+                    "add a fallback provider, or allow a longer deadline"
+                )
+                raise refused
+            await self._room.wait(trial_in, paced=paced)
+
+    def add_open_listener(self, listener: Callable[[], object]) -> None:
+        """
+        Call *listener* (synchronously, no arguments) each time the breaker opens.
+
+        `ResiliencePolicy` uses it to wake the calls queued in its rate limiter.
+
+        .. versionadded:: 0.2.0
+        """
+        self._open_listeners.append(listener)
+
+    @property
+    def waiting(self) -> int:
+        """Calls waiting in `wait_for_admission` right now."""
+        return len(self._room)
 
     # -- state and control ----------------------------------------------------------
 

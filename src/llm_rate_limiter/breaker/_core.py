@@ -28,6 +28,7 @@ It is for one event loop (no thread safety beyond pybreaker's own).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import suppress
 from typing import Literal, TypeAlias
 
@@ -40,6 +41,7 @@ from ..exceptions import CircuitOpenError
 from ._listener import BreakerListener, CountedFailure
 from ._policy import BreakerPolicy
 from ._stats import BreakerRecorder
+from ._wait import WaitRoom
 from ._window import FAILED, OK, SLOW, make_window, rates_exceeded
 
 __all__ = ["BreakerCore", "BreakerState", "Ticket"]
@@ -74,10 +76,12 @@ class BreakerCore:
         "_gen",
         "_hook",
         "_mono",
+        "_open_listeners",
         "_opened_at",
         "_policy",
         "_probes",
         "_rates",
+        "_room",
         "_service",
         "_slow_after",
         "_state",
@@ -118,6 +122,8 @@ class BreakerCore:
         self._armed = False
         self._window = make_window(policy)
         self._stats = BreakerRecorder(self._mono())
+        self._room = WaitRoom(clock)
+        self._open_listeners: list[Callable[[], object]] = []
         self._storage = pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
         self._circuit = pybreaker.CircuitBreaker(
             fail_max=policy.fail_max,
@@ -150,10 +156,10 @@ class BreakerCore:
         """
         if self._closed:
             return self._gen
-        if self._current_state() == "half_open" and self._probes < self._policy.half_open_max_calls:
-            self._probes += 1
-            return self._gen
-        raise self._rejection()
+        ticket = self._admit_open()
+        if ticket is None:
+            raise self._rejection()
+        return ticket
 
     def recheck(self, ticket: Ticket) -> None:
         """
@@ -222,6 +228,10 @@ class BreakerCore:
     def on_cancel(self, ticket: Ticket) -> None:
         """Record that the call admitted with *ticket* was cancelled; free its trial slot if any."""
         self._stats.cancelled += 1
+        self.release(ticket)
+
+    def release(self, ticket: Ticket) -> None:
+        """Free the trial slot (if any) of a call admitted but never sent; count nothing."""
         if ticket == self._gen and self._state == "half_open":
             self._release_probe()
 
@@ -239,6 +249,13 @@ class BreakerCore:
             self._circuit.half_open()
         return self._state
 
+    def _admit_open(self) -> Ticket | None:
+        """Hand out a half-open trial slot if one is free (nothing is counted)."""
+        if self._current_state() == "half_open" and self._probes < self._policy.half_open_max_calls:
+            self._probes += 1
+            return self._gen
+        return None
+
     def _rejection(self) -> CircuitOpenError:
         """Count a refused call and build its error."""
         self._stats.rejected += 1
@@ -248,6 +265,7 @@ class BreakerCore:
     def _release_probe(self) -> None:
         if self._probes > 0:
             self._probes -= 1
+            self._room.wake_soon()  # after the transition this outcome may cause
 
     def _check_rates(self) -> None:
         """Open the breaker if a rate over the window reached its threshold."""
@@ -272,4 +290,8 @@ class BreakerCore:
         self._closed = new == "closed"
         self._probes = 0
         self._stats.record_transition(self._wall(), now, old, new)
+        self._room.wake(closed=self._closed)
+        if new == "open":
+            for listener in self._open_listeners:
+                listener()
         self._hook.breaker_transition(self._service, old, new)

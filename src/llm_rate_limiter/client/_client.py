@@ -17,6 +17,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from .._clock import SYSTEM_CLOCK, Clock
 from .._policy import ResiliencePolicy
+from .._validate import check_int
 from ..exceptions import ClientClosedError, ConfigurationError
 from ..monitoring import MetricsCollector, Monitor
 from ..retry import RetryCallStats
@@ -24,7 +25,7 @@ from ._call_info import CallInfo, FallbackRecord
 from ._fallback import fallback_reason, validate_fallbacks
 from ._monitoring import ClientMonitoring
 from ._providers import ProviderConfig
-from ._runtime import ProviderRuntime
+from ._runtime import ProviderRuntime, Span, as_messages, build_policy
 from ._stream import OpenStream
 
 if TYPE_CHECKING:
@@ -88,42 +89,13 @@ class AsyncLLMClient(ClientMonitoring):
         self._clock = clock
         self._providers: dict[str, ProviderRuntime] = {}
         for config in providers:
-            policy = self._build_policy(config, clock, redis, redis_key_prefix)
+            policy = build_policy(config, self.metrics, clock, redis, redis_key_prefix)
             self._providers[config.name] = ProviderRuntime(config, policy)
         self._chains: dict[str, tuple[str, ...]] = {
             name: (name, *self._fallbacks.get(name, ())) for name in names
         }
         self._monitor: Monitor | None = None
         self._closed = False
-
-    def _build_policy(
-        self,
-        config: ProviderConfig,
-        clock: Clock,
-        redis: redis.asyncio.Redis | None,
-        key_prefix: str,
-    ) -> ResiliencePolicy:
-        if redis is None:
-            return ResiliencePolicy(
-                config.name,
-                retry=config.retry,
-                limits=config.limits,
-                breaker=config.breaker,
-                hook=self.metrics,
-                clock=clock,
-            )
-        from ..distributed import shared_policy
-
-        return shared_policy(
-            config.name,
-            redis=redis,
-            retry=config.retry,
-            limits=config.limits,
-            breaker=config.breaker,
-            hook=self.metrics,
-            clock=clock,
-            key_prefix=key_prefix,
-        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> AsyncLLMClient:
@@ -164,12 +136,22 @@ class AsyncLLMClient(ClientMonitoring):
         assert chain is not None
         return chain
 
-    def _move_on(self, chain: tuple[str, ...], index: int, exc: Exception, info: CallInfo) -> bool:
+    def _move_on(
+        self,
+        chain: tuple[str, ...],
+        index: int,
+        exc: Exception,
+        info: CallInfo,
+        deadline_at: float | None,
+    ) -> bool:
         """Record *exc*; return True if the call should try the next provider."""
         name = chain[index]
         provider = self._providers[name]
         info.errors[name] = type(exc).__name__
         if index + 1 >= len(chain):
+            return False
+        if deadline_at is not None and self._clock.monotonic() >= deadline_at:
+            exc.add_note("llm_rate_limiter: the call's deadline passed; no fallback tried")
             return False
         reason = fallback_reason(
             exc, provider.config.retry.retry_on, provider.config.fallback_codes
@@ -186,13 +168,20 @@ class AsyncLLMClient(ClientMonitoring):
         provider: str | None,
         model: str | None,
         call_info: CallInfo | None,
-        run_one: Callable[[ProviderRuntime, str, RetryCallStats, int, bool, float], Awaitable[T]],
+        run_one: Callable[[ProviderRuntime, str, RetryCallStats, int, bool, Span], Awaitable[T]],
     ) -> T:
-        """Try each provider of the chain in turn with *run_one*, recording what happened."""
+        """
+        Try each provider of the chain in turn with *run_one*, recording what happened.
+
+        One deadline holds for the whole chain: the first provider's
+        ``RetryPolicy.deadline``, counted from the start of the call.
+        """
         chain = self._chain(provider)
         info = call_info if call_info is not None else CallInfo()
         clock = self._clock
         started = clock.monotonic()
+        deadline = self._providers[chain[0]].policy.retry_policy.deadline
+        span = Span(started, None if deadline is None else started + deadline)
         for index, name in enumerate(chain):
             runtime = self._providers[name]
             use_model = runtime.model(model if index == 0 else None)
@@ -200,11 +189,11 @@ class AsyncLLMClient(ClientMonitoring):
             stats = RetryCallStats()
             try:
                 last = index + 1 == len(chain)
-                result = await run_one(runtime, use_model, stats, index, last, started)
+                result = await run_one(runtime, use_model, stats, index, last, span)
             except Exception as exc:
                 info.attempts += stats.attempts
                 info.retry_wait += stats.waited
-                if self._move_on(chain, index, exc, info):
+                if self._move_on(chain, index, exc, info, span.deadline_at):
                     continue
                 info.latency = clock.monotonic() - started
                 if len(info.providers_tried) > 1:
@@ -246,7 +235,9 @@ class AsyncLLMClient(ClientMonitoring):
             openai.APIError: The last provider's error, with a note of every provider tried.
             ClientClosedError: The client was closed.
         """
-        message_list = list(messages)
+        message_list = as_messages(messages)
+        if max_retries is not None:
+            check_int("max_retries", max_retries)
 
         def run_one(
             runtime: ProviderRuntime,
@@ -254,10 +245,12 @@ class AsyncLLMClient(ClientMonitoring):
             stats: RetryCallStats,
             index: int,
             last: bool,
-            _: float,
+            span: Span,
         ) -> Awaitable[ChatCompletion]:
             retries = max_retries if index == 0 else None
-            return runtime.complete(message_list, use_model, kwargs, stats, retries, last)
+            return runtime.complete(
+                message_list, use_model, kwargs, stats, retries, last, span.deadline_at
+            )
 
         return await self._through_chain(provider, model, call_info, run_one)
 
@@ -279,7 +272,7 @@ class AsyncLLMClient(ClientMonitoring):
         Yields:
             The SDK's ``ChatCompletionChunk`` objects.
         """
-        message_list = list(messages)
+        message_list = as_messages(messages)
 
         def run_one(
             runtime: ProviderRuntime,
@@ -287,9 +280,9 @@ class AsyncLLMClient(ClientMonitoring):
             stats: RetryCallStats,
             index: int,
             last: bool,
-            started: float,
+            span: Span,
         ) -> Awaitable[OpenStream]:
-            return runtime.stream(message_list, use_model, kwargs, stats, started, last)
+            return runtime.stream(message_list, use_model, kwargs, stats, span, last)
 
         stream = await self._through_chain(provider, model, call_info, run_one)
         async with stream:

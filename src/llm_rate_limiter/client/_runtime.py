@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import replace
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import openai
 from openai.types.chat import ChatCompletion
 
+from .._clock import Clock
+from .._hooks import MetricsHook
 from .._policy import ResiliencePolicy
 from ..exceptions import ConfigurationError
 from ..limiter import estimate_request_tokens
@@ -17,7 +18,64 @@ from ..retry import RetryCallStats
 from ._providers import ProviderConfig
 from ._stream import OpenStream, open_stream
 
-__all__ = ["ProviderRuntime"]
+if TYPE_CHECKING:
+    import redis.asyncio
+
+__all__ = ["ProviderRuntime", "Span", "as_messages", "build_policy"]
+
+
+class Span(NamedTuple):
+    """When a call started and when its deadline is (None: no deadline), on the client's clock."""
+
+    started: float
+    deadline_at: float | None
+
+
+def as_messages(messages: Iterable[Any]) -> list[Any]:
+    """
+    The chat messages as a list.
+
+    Raises:
+        TypeError: *messages* is a string or a single message, not a sequence of them.
+    """
+    if isinstance(messages, str | bytes | Mapping):
+        msg = (
+            f"messages must be a list of messages such as "
+            f'[{{"role": "user", "content": "..."}}], got {type(messages).__name__}'
+        )
+        raise TypeError(msg)
+    return list(messages)
+
+
+def build_policy(
+    config: ProviderConfig,
+    hook: MetricsHook,
+    clock: Clock,
+    redis: redis.asyncio.Redis | None,
+    key_prefix: str,
+) -> ResiliencePolicy:
+    """The provider's policy: in-process, or with its limits and breaker shared through *redis*."""
+    if redis is None:
+        return ResiliencePolicy(
+            config.name,
+            retry=config.retry,
+            limits=config.limits,
+            breaker=config.breaker,
+            hook=hook,
+            clock=clock,
+        )
+    from ..distributed import shared_policy
+
+    return shared_policy(
+        config.name,
+        redis=redis,
+        retry=config.retry,
+        limits=config.limits,
+        breaker=config.breaker,
+        hook=hook,
+        clock=clock,
+        key_prefix=key_prefix,
+    )
 
 
 def _settle(raw: Any) -> tuple[float | None, Any]:
@@ -72,12 +130,15 @@ class ProviderRuntime:
         stats: RetryCallStats,
         max_retries: int | None = None,
         last_resort: bool = True,
+        deadline_at: float | None = None,
     ) -> ChatCompletion:
-        """One chat completion through the policy; the response headers feed the limiter."""
+        """
+        One chat completion through the policy; the response headers feed the limiter.
+
+        The body is parsed inside the attempt: a reply that does not parse is a
+        failed attempt (classified, retried, counted by the breaker).
+        """
         create = self.sdk.chat.completions.with_raw_response.create
-        retry = None
-        if max_retries is not None:
-            retry = replace(self.config.retry, max_retries=max_retries)
 
         def send() -> Any:
             return create(messages=messages, model=model, **kwargs)
@@ -87,10 +148,11 @@ class ProviderRuntime:
             tokens=self.tokens(messages, model, kwargs),
             settle=_settle,
             stats=stats,
-            retry=retry,
             last_resort=last_resort,
+            deadline_at=deadline_at,
+            max_retries=max_retries,
         )
-        completion: ChatCompletion = raw.parse()
+        completion: ChatCompletion = raw.parse()  # parsed once already: cached
         return completion
 
     async def stream(
@@ -99,7 +161,7 @@ class ProviderRuntime:
         model: str,
         kwargs: Mapping[str, Any],
         stats: RetryCallStats,
-        started: float,
+        span: Span,
         last_resort: bool = True,
     ) -> OpenStream:
         """Open a stream through the policy: retries end with its first chunk."""
@@ -111,6 +173,7 @@ class ProviderRuntime:
             tokens=self.tokens(messages, model, kwargs),
             kwargs=kwargs,
             stats=stats,
-            started=started,
+            started=span.started,
+            deadline_at=span.deadline_at,
             last_resort=last_resort,
         )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
@@ -24,10 +25,23 @@ class OpenStream:
     """
     A stream whose first chunk has arrived; iterate it for every chunk, the first included.
 
-    A failure after the first chunk raises `StreamInterruptedError`.
+    A failure after the first chunk raises `StreamInterruptedError`. The breaker
+    hears of the attempt when the stream ends: a success once it is read to its
+    end, a failure if it breaks, neither if it is closed early.
     """
 
-    __slots__ = ("_chunks", "_first", "_held", "_permit", "_policy", "_started", "_stream")
+    __slots__ = (
+        "_chunks",
+        "_first",
+        "_held",
+        "_latency",
+        "_pending",
+        "_permit",
+        "_policy",
+        "_started",
+        "_stream",
+        "_ticket",
+    )
 
     def __init__(
         self, policy: ResiliencePolicy, stream: Any, first: ChatCompletionChunk, started: float
@@ -39,11 +53,36 @@ class OpenStream:
         self._chunks = 0
         self._permit: Any = None
         self._held: Any = None
+        self._pending = False
+        self._ticket: Any = None
+        self._latency = 0.0
 
     def hold(self, permit: PermitLike, context: AbstractAsyncContextManager[Any]) -> None:
         """Keep the limiter's *permit* (its concurrency slot) until the stream is closed."""
         self._permit = permit
         self._held = context
+
+    def outcome(self, ticket: Any, latency: float) -> None:
+        """Report the attempt (admitted with *ticket*, first chunk after *latency*) when it ends."""
+        self._ticket = ticket
+        self._latency = latency
+        self._pending = True
+
+    def _finish(self, exc: BaseException | None) -> None:
+        """Tell the breaker how the stream ended (once)."""
+        if not self._pending:
+            return
+        self._pending = False
+        breaker = self._policy.breaker
+        if breaker is None:
+            return
+        if exc is None:
+            breaker.on_success(self._ticket, self._latency)
+        elif isinstance(exc, Exception):
+            elapsed = self._policy.clock.monotonic() - self._started
+            breaker.on_failure(self._ticket, exc, elapsed)
+        else:
+            breaker.on_cancel(self._ticket)
 
     def _settle_usage(self, chunk: ChatCompletionChunk) -> None:
         usage = getattr(chunk, "usage", None)
@@ -68,12 +107,15 @@ class OpenStream:
             kind = classify_error(exc)
             policy = self._policy
             elapsed = policy.clock.monotonic() - self._started
+            self._finish(exc)
             policy.hook.attempt_finished(policy.name, elapsed, kind)
             raise StreamInterruptedError(policy.name, kind, self._chunks) from exc
+        self._finish(None)
 
     async def aclose(self) -> None:
         """Close the underlying HTTP response and give the limiter its slot back."""
         held, self._held = self._held, None
+        self._finish(asyncio.CancelledError())  # closed before its end: neither outcome
         try:
             await self._stream.close()
         finally:
@@ -102,6 +144,7 @@ async def open_stream(
     kwargs: Mapping[str, Any],
     stats: RetryCallStats,
     started: float,
+    deadline_at: float | None = None,
     last_resort: bool = True,
 ) -> OpenStream:
     """Open a stream through *policy*: connect and read the first chunk, with retries."""
@@ -127,6 +170,7 @@ async def open_stream(
         stats=stats,
         last_resort=last_resort,
         hold_permit=True,
+        deadline_at=deadline_at,
     )
     policy.hook.first_token(policy.name, policy.clock.monotonic() - started)
     return opened

@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 from .._hooks import NULL_HOOK, MetricsHook
 from .._validate import check_number
 from ..exceptions import ConfigurationError, RateLimitTimeoutError
-from ..limiter import RateLimits
+from ..limiter import RateLimits, WaitInterrupted
 from ..limiter._stats import LimiterRecorder
 from ._background import Background, logger
 from ._scripts import ACQUIRE, ADJUST, RENEW, service_key
@@ -98,6 +98,8 @@ class RedisLimiterCore:
         self._holders: set[str] = set()
         self._renewer: asyncio.Task[None] | None = None
         self._freed: asyncio.Event | None = None
+        self._interrupts = 0
+        self._wakeup: asyncio.Event | None = None
         self._background = Background(f"RedisRateLimiter({service!r})")
         self._stats = LimiterRecorder()
         self._cooldown_until = -math.inf
@@ -112,6 +114,7 @@ class RedisLimiterCore:
         holder = f"{self._id}:{next(self._seq)}" if self._max_conc else ""
         args = [tokens, *self._argv, holder]
         max_wait = self.limits.max_wait
+        interrupts = self._interrupts
         self._waiting += 1
         try:
             while True:
@@ -127,6 +130,8 @@ class RedisLimiterCore:
                         self._deny(tokens, "max_wait")
                         raise RateLimitTimeoutError(self.service, predicted, max_wait)
                 await self._sleep(status, wait)
+                if self._interrupts != interrupts:
+                    raise WaitInterrupted(self.service)
                 now = loop.time()
         finally:
             self._waiting -= 1
@@ -164,7 +169,28 @@ class RedisLimiterCore:
             except TimeoutError:
                 pass
             return
-        await asyncio.sleep(wait + random.random() * min(0.01, 0.1 * wait + 0.001))
+        wakeup = self._wakeup = self._wakeup or asyncio.Event()
+        try:
+            async with asyncio.timeout(wait + random.random() * min(0.01, 0.1 * wait + 0.001)):
+                await wakeup.wait()
+        except TimeoutError:
+            pass
+
+    def interrupt_waiters(self) -> int:
+        """
+        Send the calls waiting in this process away with `WaitInterrupted`.
+
+        Returns:
+            How many calls were waiting.
+
+        .. versionadded:: 0.2.0
+        """
+        self._interrupts += 1
+        for event in (self._wakeup, self._freed):
+            if event is not None:
+                event.set()
+        self._wakeup = self._freed = None
+        return self._waiting
 
     def _on_admitted(self, tokens: float, holder: str, now: float, waited: float) -> None:
         self._in_flight += 1

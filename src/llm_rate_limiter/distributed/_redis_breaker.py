@@ -136,6 +136,11 @@ class SharedCircuitBreaker(AsyncCircuitBreaker):
             self._schedule_sync()
         return super().admit()
 
+    def _admit_open(self) -> Ticket | None:
+        if self._mono() >= self._next_sync:
+            self._schedule_sync()
+        return super()._admit_open()
+
     def reset(self) -> None:
         """Close the breaker in every process and forget this process's failures."""
         was_closed = self._closed

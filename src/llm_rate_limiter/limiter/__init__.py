@@ -10,6 +10,7 @@ implements too. This package knows only the shared base.
 
 from __future__ import annotations
 
+from ._core import WaitInterrupted
 from ._limiter import ProviderLimiter
 from ._limits import RateLimits
 from ._permit import Permit
@@ -25,6 +26,7 @@ __all__ = [
     "ProviderLimiter",
     "RateLimiterLike",
     "RateLimits",
+    "WaitInterrupted",
     "estimate_request_tokens",
     "estimate_tokens",
 ]

@@ -25,7 +25,7 @@ from ..exceptions import RateLimitTimeoutError
 from ._limits import RateLimits
 from ._stats import LimiterRecorder
 
-__all__ = ["LimiterCore"]
+__all__ = ["LimiterCore", "WaitInterrupted"]
 
 _EPS = 1e-9
 
@@ -66,10 +66,26 @@ def _resolve(fut: asyncio.Future[None] | None) -> None:
         fut.set_result(None)
 
 
+class WaitInterrupted(Exception):
+    """
+    A queued call was sent away from the limiter's queue before it took any capacity.
+
+    Raised by `acquire` after `interrupt_waiters` (its provider's breaker
+    opened): the caller looks at the breaker again and moves on or waits there.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        super().__init__(f"the wait in {service!r}'s rate limiter was interrupted")
+
+
 class _Waiter:
-    __slots__ = ("fut", "tokens")
+    __slots__ = ("fut", "interrupted", "tokens")
 
     def __init__(self, tokens: float) -> None:
+        self.interrupted = False
         self.tokens = tokens
         self.fut: asyncio.Future[None] | None = None
 
@@ -222,6 +238,8 @@ class LimiterCore:
                 waiter.fut = loop.create_future()
                 await waiter.fut
             while True:
+                if waiter.interrupted:
+                    raise WaitInterrupted(self.service)
                 now = loop.time()
                 wait = self._head_wait(tokens, now)
                 if wait <= 0.0:
@@ -244,6 +262,22 @@ class LimiterCore:
         if queue:  # first, so that a failing hook in _take cannot stall the queue
             _resolve(queue[0].fut)
         self._take(tokens, now, now - start)
+
+    def interrupt_waiters(self) -> int:
+        """
+        Send every queued call away with `WaitInterrupted`, before it takes any capacity.
+
+        Returns:
+            How many calls were queued.
+
+        .. versionadded:: 0.2.0
+        """
+        queue = self._queue
+        for waiter in queue:
+            waiter.interrupted = True
+            _resolve(waiter.fut)
+        self._poke()
+        return len(queue)
 
     def _leave(self, waiter: _Waiter) -> None:
         """Take a cancelled or failed waiter out of the queue; hand the head on."""

@@ -47,6 +47,10 @@ class RateLimiterLike(Protocol):
     ) -> None:
         """The server answered 429: cool down."""
 
+    def interrupt_waiters(self) -> int:
+        """Send the calls queued in this process away with `WaitInterrupted` (breaker opened)."""
+        ...
+
     def statistics(self) -> LimiterStatistics:
         """This process's view of the limiter."""
         ...

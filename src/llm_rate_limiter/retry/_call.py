@@ -33,6 +33,7 @@ class CallState(Generic[T]):
         "first",
         "kind",
         "last_exc",
+        "max_retries",
         "r",
         "reason",
         "stats",
@@ -47,8 +48,10 @@ class CallState(Generic[T]):
         stats: RetryCallStats | None,
         deadline_at: float | None,
         wait_open: bool = False,
+        max_retries: int | None = None,
     ) -> None:
         self.r = retrier
+        self.max_retries = retrier.policy.max_retries if max_retries is None else max_retries
         self.wait_open = wait_open
         self.attempt = attempt
         self.stats = stats
@@ -110,7 +113,7 @@ class CallState(Generic[T]):
     def stop(self, rs: RetryCallState) -> bool:
         """Tenacity's stop: attempts, then deadline, then budget."""
         r = self.r
-        if rs.attempt_number > r.policy.max_retries:
+        if rs.attempt_number > self.max_retries:
             self.reason = "attempts exhausted"
             return True
         deadline_at = self.deadline_at

@@ -110,6 +110,9 @@ class Retrier:
         *,
         stats: RetryCallStats | None = None,
         last_resort: bool = True,
+        deadline_at: float | None = None,
+        max_retries: int | None = None,
+        bounded: bool = False,
     ) -> T:
         """
         Call *attempt* until it succeeds or the policy gives up.
@@ -120,6 +123,11 @@ class Retrier:
             last_resort: The call has no fallback left, so with
                 ``policy.wait_for_breaker`` an open breaker's refusal is waited
                 out (after its ``retry_after``) instead of ending the call.
+            deadline_at: The call's deadline on this retrier's clock, instead of
+                ``now + policy.deadline``.
+            max_retries: Retries for this call only (the retry budget still applies).
+            bounded: *attempt* ends by the deadline by itself (as a
+                `ResiliencePolicy` attempt does), so no timer cuts it from outside.
 
         Returns:
             The first successful result.
@@ -136,9 +144,12 @@ class Retrier:
         if self._budget is not None:
             self._budget.record_request()
         wait_open = last_resort and self.policy.wait_for_breaker
-        deadline = self.policy.deadline
-        if deadline is not None:
-            return await self._run_with_deadline(attempt, stats, deadline, wait_open)
+        if deadline_at is None and self.policy.deadline is not None:
+            deadline_at = self._clock.monotonic() + self.policy.deadline
+        if deadline_at is not None and not bounded:
+            return await self._run_with_deadline(
+                CallState(self, attempt, stats, deadline_at, wait_open, max_retries)
+            )
         self._attempts += 1
         try:
             result = await attempt()
@@ -149,7 +160,8 @@ class Retrier:
             if stats is not None:
                 stats.attempts = 1
             return result
-        return await self._retry(CallState(self, attempt, stats, None, wait_open), first)
+        call = CallState(self, attempt, stats, deadline_at, wait_open, max_retries)
+        return await self._retry(call, first)
 
     async def call(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """
@@ -159,14 +171,9 @@ class Retrier:
         """
         return await self.run(functools.partial(fn, *args, **kwargs))
 
-    async def _run_with_deadline(
-        self,
-        attempt: Callable[[], Awaitable[T]],
-        stats: RetryCallStats | None,
-        deadline: float,
-        wait_open: bool,
-    ) -> T:
-        call = CallState(self, attempt, stats, self._clock.monotonic() + deadline, wait_open)
+    async def _run_with_deadline(self, call: CallState[T]) -> T:
+        assert call.deadline_at is not None
+        deadline = max(0.0, call.deadline_at - self._clock.monotonic())
         # The stop condition keeps waits inside the deadline on self._clock; this
         # hard limit on the loop's clock cuts an attempt that runs past it.
         timeout = asyncio.timeout(deadline)
