@@ -239,6 +239,7 @@ def run(*, quick: bool = False, peers_b: bool = False, output: Path = OUTPUT) ->
             "B": _run_plan(server, plans["B"], PEERS if peers_b else ("ours",)),
         }
     report = {
+        "benchmark": "outage_recovery",
         "settings": {
             "quick": quick,
             "breaker": BREAKER,

@@ -64,6 +64,14 @@ def _summary(result: Any) -> str:
             if client == "ours" and not verdict["met"]
         ]
         return f"see bench-output/bench.md; our client missed: {', '.join(missed) or 'nothing'}"
+    if isinstance(result, dict) and result.get("benchmark") == "outage_recovery":
+        ours = [
+            f"{name} {scenario['clients']['ours']['failed_after_recovery']}"
+            for name, scenario in result["scenarios"].items()
+        ]
+        return (
+            f"see bench-output/outage_recovery.json; ours failed after recovery: {', '.join(ours)}"
+        )
     text = json.dumps(result, default=str)
     return text if len(text) <= _SUMMARY_CHARS else text[: _SUMMARY_CHARS - 3] + "..."
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import anyio
 import openai
@@ -23,44 +22,12 @@ from llm_rate_limiter import (
     RetryPolicy,
     StreamInterruptedError,
 )
-from llm_rate_limiter.testing import FakeClock, FaultConfig, FaultServer
+from llm_rate_limiter.testing import FakeClock, FaultServer
+from tests.client.helpers import MESSAGES, provider
 
 pytestmark = pytest.mark.anyio
 
-MESSAGES = [{"role": "user", "content": "Say hello"}]
-
-
-def provider(
-    server: FaultServer,
-    name: str = "primary",
-    *,
-    key: str = "sk-test-key",
-    limits: RateLimits | None = None,
-    retry: RetryPolicy | None = None,
-    breaker: BreakerPolicy | None = None,
-) -> ProviderConfig:
-    return ProviderConfig(
-        name=name,
-        base_url=server.base_url,
-        api_key=key,
-        model="mock-gpt",
-        limits=limits,
-        retry=retry or RetryPolicy(max_retries=3, base_delay=0.01, max_delay=0.05),
-        breaker=breaker,
-        timeout=10.0,
-    )
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FaultServer]:
-    async with FaultServer(FaultConfig(seed=1)) as srv:
-        yield srv
-
-
-@pytest.fixture
-async def backup() -> AsyncIterator[FaultServer]:
-    async with FaultServer(FaultConfig(seed=2)) as srv:
-        yield srv
+pytestmark = pytest.mark.anyio
 
 
 class TestChat:
@@ -180,7 +147,7 @@ class TestFallback:
         assert 1 == server.stats().requests
 
     async def test_last_resort_waits_for_the_breaker(self, server: FaultServer) -> None:
-        """With no fallback left, a call waits out the open breaker (no attempt spent) and its trial succeeds."""
+        """With no fallback left, a call waits out the open breaker, spending no attempt."""
         clock = FakeClock()
         breaker = BreakerPolicy(fail_max=1, reset_timeout=30.0)
         config = provider(server, breaker=breaker, retry=RetryPolicy(max_retries=3))
