@@ -76,7 +76,7 @@ class LiteLLMRouter:
     name = NAME
 
     def __init__(self, base_url: str, api_key: str, model: str, attempt_timeout: float) -> None:
-        from litellm import Router
+        from litellm import Router  # type: ignore[import-not-found,unused-ignore]
 
         deployment = {"model": f"openai/{model}", "api_base": base_url, "api_key": api_key}
         self.model = model

@@ -151,7 +151,8 @@ def figures(
     late_at = end + plan.late_after
     timeline = stats.get("timeline", [])
     in_window, peak = outage_arrivals(timeline, plan.outage)
-    seconds = range(math.floor(start), math.ceil(end))
+    by_second = {int(row["t"]): int(row["arrivals"]) for row in timeline}
+    after_bins = rates[math.ceil(end / BIN - 1e-9) :]
     after = sorted((r for r in failed if r.finished >= end), key=lambda r: r.finished)
     return {
         "calls": len(records) + unfinished,
@@ -166,10 +167,12 @@ def figures(
         "outage_arrivals_timeline": in_window,
         "outage_peak_per_s": peak,
         "arrivals_by_second": {
-            str(row["t"]): row["arrivals"] for row in timeline if row["t"] in seconds
+            str(t): by_second.get(t, 0) for t in range(math.floor(start), math.ceil(end))
         },
         "pre_outage_per_s": round(pre, 1),
         "recovery_s": recovery,
+        "first_ok_after_s": next((round(t - end, 2) for t in sorted(ok_times) if t >= end), None),
+        "best_bin_after_per_s": max(after_bins, default=0.0),
         "left_at_outage_end": sum(1 for r in records if r.finished > end) + unfinished,
         "unfinished_late": sum(1 for r in records if r.finished > late_at) + unfinished,
         "failed_after_recovery": len(after),

@@ -37,7 +37,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +65,9 @@ PLANS = {
     "A": Plan("A", calls=400, callers=40, outage=(3.0, 5.0), call_deadline=60.0, cap=60.0),
     "B": Plan("B", calls=400, callers=50, outage=(3.0, 2.0), call_deadline=60.0, cap=60.0),
 }
-_SMALL = {"call_deadline": 7.0, "cap": 7.0, "late_after": 3.0}
 QUICK = {
-    "A": replace(PLANS["A"], calls=100, callers=20, outage=(1.5, 2.0), **_SMALL),
-    "B": replace(PLANS["B"], calls=200, outage=(1.5, 1.0), **{**_SMALL, "cap": 6.0}),
+    "A": Plan("A", calls=100, callers=20, outage=(1.5, 2.0), call_deadline=7, cap=7, late_after=3),
+    "B": Plan("B", calls=200, callers=50, outage=(1.5, 1.0), call_deadline=7, cap=6, late_after=3),
 }
 
 
@@ -206,10 +205,15 @@ def _table(name: str, scenario: dict[str, Any]) -> str:
         offsets = f["failed_after_recovery_offsets_s"]
         spread = f" ({min(offsets):.2f}..{max(offsets):.2f} s after the end)" if offsets else ""
         arrivals = ", ".join(f"{t}s: {n}" for t, n in f["arrivals_by_second"].items())
+        first = f["first_ok_after_s"]
+        best, pre = f["best_bin_after_per_s"], f["pre_outage_per_s"]
+        share = f" = {best / pre:.0%} of pre-outage" if pre else ""
         lines.append(
             f"{client}: failures {f['failures_by_type'] or '-'}; after recovery "
             f"{f['failed_after_recovery_by_type'] or '-'}{spread}; server requests "
-            f"{f['server_requests']}; arrivals per second of the outage [{arrivals}]"
+            f"{f['server_requests']}, arrivals per second of the outage [{arrivals}]; after it: "
+            f"first success +{'n/a' if first is None else f'{first:.2f} s'}, "
+            f"best bin {best:.0f}/s{share}"
         )
     lines += ["", *_timeline(scenario)]
     return "\n".join(lines)
