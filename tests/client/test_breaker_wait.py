@@ -143,6 +143,41 @@ class TestWaitOnTheBreaker:
         assert "reset_timeout" in notes
         assert (0, []) == (server.stats().requests, clock.sleeps)
 
+    async def test_a_wait_for_a_busy_trial_ends_at_the_deadline(self, server: FaultServer) -> None:
+        """A trial that never ends holds the only slot: the waiter gives up by its deadline."""
+        clock = FakeClock()
+        config = provider(
+            server,
+            retry=RetryPolicy(max_retries=0, deadline=0.5),
+            breaker=BreakerPolicy(fail_max=1, reset_timeout=30.0),
+        )
+        async with AsyncLLMClient([config], clock=clock) as client:
+            breaker = breaker_of(client)
+            breaker.force_open()
+            clock.advance(30.0)  # half-open: the next call takes the only trial slot
+            hung = asyncio.Event()
+
+            async def never() -> None:
+                hung.set()
+                await asyncio.Event().wait()
+
+            policy = client.policy("primary")
+            trial = asyncio.ensure_future(policy.run(never, retry=RetryPolicy(max_retries=0)))
+            with anyio.fail_after(10):
+                await hung.wait()
+            started = time.monotonic()
+            with pytest.raises(CircuitOpenError) as caught, anyio.fail_after(10):
+                await client.chat(MESSAGES)
+            waited = time.monotonic() - started
+            trial.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await trial
+            await client.chat(MESSAGES)  # the cancelled trial freed its slot
+            state = breaker.state
+        assert any("deadline passed while waiting" in n for n in caught.value.__notes__)
+        assert 0.4 < waited < 5.0
+        assert (1, "closed") == (server.stats().requests, state)
+
     async def test_with_a_fallback_the_call_moves_on_at_once(
         self, server: FaultServer, backup: FaultServer
     ) -> None:

@@ -4,31 +4,32 @@
 from __future__ import annotations
 
 import contextlib
+import json
+from typing import Any
 
 import anyio
 import openai
 import pytest
+from openai.types.chat import ChatCompletionChunk
 
 from llm_rate_limiter import (
+    AsyncCircuitBreaker,
     AsyncLLMClient,
     BreakerPolicy,
     CallInfo,
     ConfigurationError,
+    ProviderLimiter,
     RateLimits,
+    RateLimitTimeoutError,
+    RequestTooLargeError,
+    RetryBudget,
     RetryErrorType,
     RetryPolicy,
     StreamInterruptedError,
     classify_error,
     estimate_request_tokens,
 )
-from llm_rate_limiter.breaker import AsyncCircuitBreaker
-from llm_rate_limiter.exceptions import (
-    AttemptTimeoutError,
-    RateLimitTimeoutError,
-    RequestTooLargeError,
-)
-from llm_rate_limiter.limiter import ProviderLimiter
-from llm_rate_limiter.retry import RetryBudget
+from llm_rate_limiter.exceptions import AttemptTimeoutError
 from llm_rate_limiter.testing import FakeClock, FaultServer
 from tests.client.helpers import MESSAGES, provider
 
@@ -36,6 +37,8 @@ pytestmark = pytest.mark.anyio
 
 #: A completion allowance no bucket of ``tokens_per_minute=600`` can ever admit.
 HUGE = 10_000
+#: What the SDK raises for a body that does not parse (both are SERVER_ERROR).
+UNPARSABLE = (json.JSONDecodeError, openai.APIResponseValidationError)
 
 
 def breaker_of(client: AsyncLLMClient) -> AsyncCircuitBreaker:
@@ -50,7 +53,7 @@ def limiter_of(client: AsyncLLMClient) -> ProviderLimiter:
     return limiter
 
 
-async def drain_stream(client: AsyncLLMClient, **kwargs: object) -> list[object]:
+async def drain_stream(client: AsyncLLMClient, **kwargs: Any) -> list[ChatCompletionChunk]:
     return [chunk async for chunk in client.chat_stream(MESSAGES, **kwargs)]
 
 
@@ -70,11 +73,13 @@ class TestTooLargeInHalfOpen:
             breaker.force_open()
             clock.advance(30.0)
             assert "half_open" == breaker.state
+            too_large = (
+                drain_stream(client, max_tokens=HUGE)
+                if stream
+                else client.chat(MESSAGES, max_tokens=HUGE)
+            )
             with pytest.raises(RequestTooLargeError):
-                if stream:
-                    await drain_stream(client, max_tokens=HUGE)
-                else:
-                    await client.chat(MESSAGES, max_tokens=HUGE)
+                await too_large
             info = CallInfo()
             with anyio.fail_after(5):
                 await client.chat(MESSAGES, call_info=info)
@@ -113,7 +118,7 @@ class TestMalformedReply:
         retry = RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.02)
         async with AsyncLLMClient([provider(server, retry=retry)], clock=FakeClock()) as client:
             info = CallInfo()
-            with pytest.raises(Exception) as caught:  # noqa: PT011 -- the kind is what matters
+            with pytest.raises(UNPARSABLE) as caught:
                 await client.chat(MESSAGES, call_info=info)
             metrics = client.metrics.service_metrics("primary")
         assert RetryErrorType.SERVER_ERROR == classify_error(caught.value)
@@ -127,9 +132,11 @@ class TestMalformedReply:
     async def test_counted_as_a_breaker_failure(self, server: FaultServer) -> None:
         """A 200 whose body does not parse is a breaker failure: fail_max=1 opens it."""
         server.set_faults(malformed_rate=1.0)
-        config = provider(server, retry=RetryPolicy(max_retries=0), breaker=BreakerPolicy(fail_max=1))
+        config = provider(
+            server, retry=RetryPolicy(max_retries=0), breaker=BreakerPolicy(fail_max=1)
+        )
         async with AsyncLLMClient([config]) as client:
-            with pytest.raises(Exception):  # noqa: PT011 -- the breaker's view is what matters
+            with pytest.raises(UNPARSABLE):
                 await client.chat(MESSAGES)
             stats = breaker_of(client).statistics()
         assert ("open", 1, 0) == (stats.state, stats.failures, stats.successes)
@@ -172,7 +179,9 @@ class TestTokenCharge:
     MAX_TOKENS = 500  # ~30 s of the bucket's refill
 
     def estimate(self) -> float:
-        return float(estimate_request_tokens(MESSAGES, model="mock-gpt", max_tokens=self.MAX_TOKENS))
+        return float(
+            estimate_request_tokens(MESSAGES, model="mock-gpt", max_tokens=self.MAX_TOKENS)
+        )
 
     async def test_refused_attempt_gives_its_estimate_back(self, server: FaultServer) -> None:
         """After a 503 the estimate is given back: a call of the same size would not wait."""
@@ -241,7 +250,8 @@ class TestAbandonedStream:
     async def test_aclosing_gives_its_slot_back_at_once(self, server: FaultServer) -> None:
         """A stream closed with contextlib.aclosing frees its slot as the block exits."""
         async with AsyncLLMClient([provider(server, limits=self.LIMITS)]) as client:
-            async with contextlib.aclosing(client.chat_stream(MESSAGES)) as stream:
+            stream = client.chat_stream(MESSAGES)  # an async generator, typed AsyncIterator
+            async with contextlib.aclosing(stream):
                 async for _ in stream:
                     break
                 held = limiter_of(client).statistics().in_flight
@@ -251,7 +261,7 @@ class TestAbandonedStream:
 
 class TestAttemptTimeout:
     async def test_a_failed_attempt_of_kind_timeout(self, server: FaultServer) -> None:
-        """An attempt cut by attempt_timeout raises AttemptTimeoutError, a counted TIMEOUT failure."""
+        """An attempt cut by attempt_timeout raises AttemptTimeoutError: a counted TIMEOUT."""
         server.set_faults(hang_rate=1.0)
         retry = RetryPolicy(max_retries=0, attempt_timeout=0.2)
         config = provider(server, retry=retry, breaker=BreakerPolicy(fail_max=1))

@@ -9,6 +9,7 @@ and the statistics.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import ParamSpec, TypeVar
 
@@ -113,7 +114,8 @@ class AsyncCircuitBreaker(BreakerCore):
 
         Raises:
             CircuitOpenError: The next trial call would come after *deadline_at*
-                (at once, with a note saying what to change).
+                (at once), or the deadline passed while waiting; with a note saying
+                what to change.
 
         .. versionadded:: 0.2.0
         """
@@ -123,16 +125,30 @@ class AsyncCircuitBreaker(BreakerCore):
             if ticket is not None:
                 return ticket
             trial_in = self.seconds_until_trial()
-            if deadline_at is not None and mono() + trial_in >= deadline_at:
-                refused = CircuitOpenError(self._service, trial_in)
-                left = max(0.0, deadline_at - mono())
-                refused.add_note(
-                    f"llm_rate_limiter: the next trial call ({trial_in:.2f}s) is after this "
-                    f"call's deadline ({left:.2f}s left): lower BreakerPolicy.reset_timeout, "
-                    "add a fallback provider, or allow a longer deadline"
-                )
-                raise refused
-            await self._room.wait(trial_in, paced=paced)
+            if deadline_at is None:
+                await self._room.wait(trial_in, paced=paced)
+                continue
+            left = deadline_at - mono()
+            if trial_in >= left:
+                raise self._too_late(trial_in, left, "the next trial call ({0:.2f}s) is after")
+            scope = asyncio.timeout(left)
+            try:
+                async with scope:
+                    await self._room.wait(trial_in, paced=paced)
+            except TimeoutError:
+                if not scope.expired():
+                    raise
+                msg = "the deadline passed while waiting ({0:.2f}s) for the breaker's trial before"
+                raise self._too_late(left, 0.0, msg) from None
+
+    def _too_late(self, seconds: float, left: float, what: str) -> CircuitOpenError:
+        refused = CircuitOpenError(self._service, self.seconds_until_trial())
+        refused.add_note(
+            f"llm_rate_limiter: {what.format(seconds)} this call's deadline ({max(0.0, left):.2f}s "
+            "left): lower BreakerPolicy.reset_timeout, add a fallback provider, or allow a "
+            "longer deadline"
+        )
+        return refused
 
     def add_open_listener(self, listener: Callable[[], object]) -> None:
         """

@@ -10,7 +10,7 @@ the SDK's own retries off (``max_retries=0``): retries happen in one place.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -262,7 +262,7 @@ class AsyncLLMClient(ClientMonitoring):
         *,
         call_info: CallInfo | None = None,
         **kwargs: Any,
-    ) -> AsyncIterator[ChatCompletionChunk]:
+    ) -> AsyncGenerator[ChatCompletionChunk, None]:
         """
         Stream a chat completion: retries and fallbacks happen only before the first chunk.
 
