@@ -83,6 +83,32 @@ class TestClosedToOpen:
         assert "closed" == state(breaker)
         assert 2 == breaker.statistics().consecutive_failures
 
+    def test_success_sent_before_the_streak_does_not_reset_it(self, clock):
+        """A reply to a call sent before the streak's first failure leaves the count as it is."""
+        breaker = make(clock, fail_max=3)
+        early = breaker.admit()  # sent at t=0, answers at t=2
+        clock.advance(1.0)
+        fail(breaker)  # sent at t=0.9
+        clock.advance(1.0)
+        breaker.on_success(early, 2.0)
+        assert 1 == breaker.statistics().consecutive_failures
+        breaker.on_success(breaker.admit(), 1.0)  # sent at t=1, after the streak began
+        assert 0 == breaker.statistics().consecutive_failures
+        fail(breaker)
+        breaker.on_success(breaker.admit(), 0.05)  # sent after that failure was: resets
+        fail(breaker, 2)
+        assert "closed" == state(breaker)
+
+    def test_stale_successes_do_not_hold_the_breaker_closed(self, clock):
+        """Every new call fails while old calls still succeed: fail_max failures open it."""
+        breaker = make(clock, fail_max=3)
+        in_flight = [breaker.admit() for _ in range(3)]
+        clock.advance(1.0)
+        for ticket in in_flight:
+            fail(breaker)
+            breaker.on_success(ticket, 1.0)
+        assert "open" == state(breaker)
+
     def test_failure_rate_opens_after_minimum_calls(self, clock):
         """The failure-rate trip waits for minimum_calls calls, then opens at the threshold."""
         breaker = make(

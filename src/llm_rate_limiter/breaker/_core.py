@@ -13,6 +13,10 @@ has no asyncio path of its own, so the core drives it at the boundary:
   or raises at once), so no lock is ever held across an await. A success in
   the closed state with no failure pending changes nothing in pybreaker and
   is not replayed (that keeps the closed-state cost low).
+- Consecutive failures are counted in the order the calls were sent: a
+  success ends a failure streak only if it was sent after the streak's first
+  failure was (sent time = now - latency). Replies still arriving from before
+  an outage do not hold the breaker closed while every new request fails.
 - Every admission carries the breaker's *generation*, which grows each time
   the breaker opens. Outcomes of calls admitted in an earlier generation are
   recorded in the statistics but never move the state machine: a success of
@@ -86,6 +90,7 @@ class BreakerCore:
         "_slow_after",
         "_state",
         "_stats",
+        "_streak_from",
         "_storage",
         "_timed",
         "_wall",
@@ -111,6 +116,7 @@ class BreakerCore:
         self._gen = 0
         self._opened_at = 0.0
         self._probes = 0
+        self._streak_from = 0.0  # when the first failure of the current streak was sent
         slow = policy.slow_call_duration
         self._slow_after = float("inf") if slow is None else slow
         self._rates = (
@@ -189,7 +195,9 @@ class BreakerCore:
         slow = latency > self._slow_after
         if self._closed:
             self._window.record(SLOW if slow else OK, self._mono() if self._timed else 0.0)
-            if self._storage.counter:
+            # A success ends a failure streak only if it was sent after the streak
+            # began: one sent earlier says how the provider was, not how it is.
+            if self._storage.counter and self._mono() - latency >= self._streak_from:
                 self._circuit.call(_succeed)
             if self._rates and (slow or not self._armed):
                 self._check_rates()
@@ -220,6 +228,8 @@ class BreakerCore:
         if self._closed:
             code = FAILED | SLOW if latency > self._slow_after else FAILED
             self._window.record(code, self._mono() if self._timed else 0.0)
+            if not self._storage.counter:
+                self._streak_from = self._mono() - latency
         with suppress(CountedFailure):
             self._circuit.call(_fail, CountedFailure(kind))
         if self._closed and self._rates:
