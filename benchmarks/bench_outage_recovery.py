@@ -25,7 +25,7 @@ flight then are cancelled and counted as unfinished). Figures per client: see
 `_outage_load.figures`. No assertions, just figures. Writes
 ``bench-output/outage_recovery.json`` (``outage_recovery_quick.json`` with
 ``--quick``: A with 100 calls from 20 callers and a 2 s outage from 1.5 s, B with
-200 calls and a 1 s outage, 6-7 s caps; about 40 s).
+200 calls and a 1 s outage, 6-7 s caps; about 45 s).
 Run ``python benchmarks/bench_outage_recovery.py [--quick] [--peers-b]``.
 """
 
@@ -148,17 +148,20 @@ def _describe(plan: Plan) -> str:
 
 
 def _git() -> dict[str, Any]:
+    """The commit of the library measured (its own checkout: this one, or a clone on PYTHONPATH)."""
+    library = Path(llm_rate_limiter.__file__).resolve().parent
+
     def git(*args: str) -> str:
         done = subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False
+            ["git", *args], cwd=library, capture_output=True, text=True, timeout=30, check=False
         )
         return done.stdout.strip()
 
-    library = Path(llm_rate_limiter.__file__).resolve().parent
-    info: dict[str, Any] = {"commit": git("rev-parse", "--short", "HEAD"), "library": str(library)}
-    if library.is_relative_to(ROOT):  # else an export (e.g. git archive HEAD) on PYTHONPATH
-        info["src_dirty"] = bool(git("status", "--porcelain", "src"))
-    return info
+    return {
+        "library": str(library),
+        "commit": git("rev-parse", "--short", "HEAD") or None,
+        "library_dirty": bool(git("status", "--porcelain", "--", ".")),
+    }
 
 
 _COLUMNS = (  # title, figure, format, width
@@ -236,6 +239,9 @@ def _timeline(scenario: dict[str, Any]) -> list[str]:
 def run(*, quick: bool = False, peers_b: bool = False, output: Path = OUTPUT) -> dict[str, Any]:
     """Run scenarios A and B; print the tables, write the JSON; return the figures."""
     plans = QUICK if quick else PLANS
+    git = _git()
+    dirty = ", with uncommitted changes" if git["library_dirty"] else ""
+    print(f"library {git['library']} at {git['commit']}{dirty}", flush=True)
     started = time.perf_counter()
     with BenchServer() as server:
         scenarios = {
@@ -251,7 +257,7 @@ def run(*, quick: bool = False, peers_b: bool = False, output: Path = OUTPUT) ->
             "client_rate_limit": None,
             "bin_s": BIN,
             "steady_from_s": STEADY_FROM,
-            **_git(),
+            **git,
         },
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "seconds": round(time.perf_counter() - started, 1),
