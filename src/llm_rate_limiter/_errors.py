@@ -22,6 +22,7 @@ from .exceptions import (
     ConfigurationError,
     RateLimitTimeoutError,
     RequestTooLargeError,
+    SharedStateUnavailableError,
     StreamInterruptedError,
 )
 
@@ -197,7 +198,7 @@ def _classify(exc: BaseException) -> RetryErrorType:
         return exc.kind
     if isinstance(exc, RateLimitTimeoutError):
         return RetryErrorType.RATE_LIMIT
-    if isinstance(exc, RequestTooLargeError | ConfigurationError):
+    if isinstance(exc, RequestTooLargeError | ConfigurationError | SharedStateUnavailableError):
         return RetryErrorType.PERMANENT
     if isinstance(exc, httpx2.TimeoutException | TimeoutError):
         return RetryErrorType.TIMEOUT

@@ -12,6 +12,7 @@ through unchanged; these are the library's own::
     ├── RequestTooLargeError
     ├── DeadlineExceededError (also TimeoutError)
     ├── AttemptTimeoutError (also TimeoutError)
+    ├── SharedStateUnavailableError
     ├── ClientClosedError (also RuntimeError)
     └── StreamInterruptedError
 """
@@ -27,6 +28,7 @@ __all__ = [
     "LLMRateLimiterError",
     "RateLimitTimeoutError",
     "RequestTooLargeError",
+    "SharedStateUnavailableError",
     "StreamInterruptedError",
 ]
 
@@ -143,6 +145,27 @@ class AttemptTimeoutError(LLMRateLimiterError, TimeoutError):
         self.service = service
         self.timeout = timeout
         super().__init__(f"attempt to {service!r} timed out after {timeout:.2f}s")
+
+
+class SharedStateUnavailableError(LLMRateLimiterError):
+    """
+    The shared state (Redis) did not answer within ``redis_timeout``, and the policy fails closed.
+
+    Raised only with ``redis_failure="closed"``; with ``"open"`` (the default)
+    each process limits itself locally instead. Classified
+    `RetryErrorType.PERMANENT` for the call (not retried, no fallback: every
+    provider shares the same Redis) and never counted as a breaker failure.
+
+    Attributes:
+        service: The service whose shared state was unreachable.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(self, service: str, reason: str) -> None:
+        self.service = service
+        self.reason = reason
+        super().__init__(f"shared state of {service!r} unavailable ({reason}); failing closed")
 
 
 class ClientClosedError(LLMRateLimiterError, RuntimeError):
