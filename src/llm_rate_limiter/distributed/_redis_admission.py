@@ -30,7 +30,8 @@ from ..exceptions import ConfigurationError, RateLimitTimeoutError
 from ..limiter import RateLimits, WaitInterrupted
 from ..limiter._stats import LimiterRecorder
 from ._background import Background, logger
-from ._scripts import ACQUIRE, ADJUST, RENEW, service_key
+from ._keys import service_key
+from ._scripts import ACQUIRE, ADJUST, RENEW
 
 __all__ = ["RedisLimiterCore", "loop_now"]
 

@@ -36,7 +36,8 @@ from .._hooks import NULL_HOOK, MetricsHook
 from .._validate import check_number
 from ..breaker import AsyncCircuitBreaker, BreakerPolicy, BreakerState, Ticket
 from ._background import Background
-from ._scripts import BREAKER_CLOSE, BREAKER_OPEN, BREAKER_READ, service_key
+from ._keys import service_key
+from ._scripts import BREAKER_CLOSE, BREAKER_OPEN, BREAKER_READ
 
 __all__ = ["SharedCircuitBreaker"]
 

@@ -20,13 +20,7 @@ __all__ = [
     "BREAKER_OPEN",
     "BREAKER_READ",
     "RENEW",
-    "service_key",
 ]
-
-
-def service_key(prefix: str, service: str, name: str) -> str:
-    """The key *name* of *service*, e.g. ``llmrl:{openai}:tok``."""
-    return f"{prefix}:{{{service}}}:{name}"
 
 
 # Shared helpers, prepended to the bucket scripts.
