@@ -58,6 +58,7 @@ from .exceptions import (
     LLMRateLimiterError,
     RateLimitTimeoutError,
     RequestTooLargeError,
+    SharedStateUnavailableError,
     StreamInterruptedError,
 )
 from .limiter import (
@@ -75,6 +76,7 @@ from .monitoring import (
     Monitor,
     PrometheusCollector,
     register_prometheus,
+    unregister_prometheus,
 )
 from .retry import (
     Retrier,
@@ -126,6 +128,7 @@ __all__ = [
     "RetryErrorType",
     "RetryPolicy",
     "RetryStatistics",
+    "SharedStateUnavailableError",
     "StreamInterruptedError",
     "SystemClock",
     "analyze_frequent_issues",
@@ -157,6 +160,7 @@ __all__ = [
     "retry_with_backoff",
     "set_default_client",
     "start_monitoring",
+    "unregister_prometheus",
 ]
 
 

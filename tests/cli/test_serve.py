@@ -65,8 +65,8 @@ class TestServeMockProcess:
         assert 0 == process.wait(timeout=10)
 
     def test_faults_from_flags(self, serve_mock):
-        """--error-rate 1 makes every request a 500."""
-        process, base_url = serve_mock("--error-rate", "1", "--seed", "1")
+        """--error-500-rate 1 makes every request a 500."""
+        process, base_url = serve_mock("--error-500-rate", "1", "--seed", "1")
         with (
             openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0) as client,
             pytest.raises(openai.InternalServerError) as caught,

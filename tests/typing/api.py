@@ -102,6 +102,7 @@ async def use_client() -> None:
         client.reset_all_breakers()
         monitor: llmrl.Monitor = client.start_monitoring(interval=300)
         await monitor.stop()
+        _ = llmrl.unregister_prometheus(client.metrics, registry=None)
         p: llmrl.ResiliencePolicy = client.policy("openai")
         _ = (reply, served, records, health, status, issues, report, p)
     env_client: llmrl.AsyncLLMClient = llmrl.AsyncLLMClient.from_env({"OPENAI_API_KEY": "k"})

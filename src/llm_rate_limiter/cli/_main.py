@@ -27,9 +27,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     .. versionadded:: 0.1.0
     """
+    from .. import __version__
+
     parser = argparse.ArgumentParser(
         prog="llm-rate-limiter",
         description="Rate limiting, retries and health monitoring for LLM APIs.",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {__version__}",
+        help="print the version and exit",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMANDS:

@@ -19,12 +19,12 @@ from .._clock import SYSTEM_CLOCK, Clock
 from .._policy import ResiliencePolicy
 from .._validate import check_int
 from ..exceptions import ClientClosedError, ConfigurationError
-from ..monitoring import MetricsCollector, Monitor
+from ..monitoring import MetricsCollector, Monitor, unregister_prometheus
 from ..retry import RetryCallStats
 from ._call_info import CallInfo, FallbackRecord
 from ._fallback import fallback_reason, validate_fallbacks
 from ._monitoring import ClientMonitoring
-from ._providers import ProviderConfig
+from ._providers import ProviderConfig, add_base_url_hint, missing_key_hint
 from ._runtime import ProviderRuntime, Span, as_messages, build_policy
 from ._stream import OpenStream
 
@@ -78,7 +78,7 @@ class AsyncLLMClient(ClientMonitoring):
             raise ConfigurationError("providers", msg)
         for config in providers:
             if config.api_key is None:
-                msg = f"provider {config.name!r} has no API key (pass api_key= or set it in env)"
+                msg = f"provider {config.name!r} has no API key ({missing_key_hint(config.name)})"
                 raise ConfigurationError("api_key", msg)
         self._fallbacks = validate_fallbacks(fallbacks or {}, names)
         if default_provider is not None and default_provider not in names:
@@ -191,6 +191,7 @@ class AsyncLLMClient(ClientMonitoring):
                 last = index + 1 == len(chain)
                 result = await run_one(runtime, use_model, stats, index, last, span)
             except Exception as exc:
+                add_base_url_hint(exc, runtime.config.base_url)
                 info.attempts += stats.attempts
                 info.retry_wait += stats.waited
                 if self._move_on(chain, index, exc, info, span.deadline_at):
@@ -306,10 +307,16 @@ class AsyncLLMClient(ClientMonitoring):
         return self._closed
 
     async def aclose(self) -> None:
-        """Stop the monitor and close every HTTP client. Idempotent."""
+        """
+        Stop the monitor, withdraw `metrics` from Prometheus and close every HTTP client.
+
+        Idempotent. The metrics leave every exporter of `register_prometheus`
+        (a collector shared with another client leaves with the first to close).
+        """
         if self._closed:
             return
         self._closed = True
+        unregister_prometheus(self.metrics)
         if self._monitor is not None:
             await self._monitor.stop()
         for provider in self._providers.values():

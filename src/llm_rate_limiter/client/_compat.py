@@ -8,14 +8,17 @@ The default client is built from the environment on first use
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ParamSpec, TypeVar
 
 from openai.types.chat import ChatCompletion
 
+from ..exceptions import ConfigurationError
 from ..monitoring import Monitor
 from ._client import AsyncLLMClient
+from ._providers import API_KEY_VARIABLES
 
 __all__ = [
     "analyze_frequent_issues",
@@ -63,6 +66,40 @@ def set_default_client(client: AsyncLLMClient | None) -> None:
     _default = client
 
 
+def _client_for(provider: str, caller: str) -> AsyncLLMClient:
+    """
+    The default client, which must have *provider*; else an error naming its key variable.
+
+    Raises:
+        ConfigurationError: No default client can be built, or it has no *provider*;
+            the setting named is the provider's API key variable.
+    """
+    variable = API_KEY_VARIABLES.get(provider)
+    try:
+        client = get_default_client()
+    except ConfigurationError as exc:
+        if variable is None:
+            raise
+        msg = (
+            f"{caller}() needs the {provider!r} provider: set {variable} in the environment "
+            "(the default client is built from it), or pass a client to set_default_client()"
+        )
+        raise ConfigurationError(variable, msg) from exc
+    if provider not in client.providers:
+        how = (
+            f"set {variable} in the environment before the default client is first used, or "
+            if variable is not None
+            else ""
+        )
+        msg = (
+            f"{caller}() needs the {provider!r} provider, which the default client does not "
+            f"have (it has {client.providers}): {how}pass a client with a {provider!r} "
+            "ProviderConfig to set_default_client()"
+        )
+        raise ConfigurationError(variable or "provider", msg)
+    return client
+
+
 async def openai_chat_limited(
     messages: Iterable[Any], max_retries: int | None = None, **kwargs: Any
 ) -> ChatCompletion:
@@ -71,9 +108,8 @@ async def openai_chat_limited(
 
     .. versionadded:: 0.1.0
     """
-    return await get_default_client().chat(
-        messages, provider="openai", max_retries=max_retries, **kwargs
-    )
+    client = _client_for("openai", "openai_chat_limited")
+    return await client.chat(messages, provider="openai", max_retries=max_retries, **kwargs)
 
 
 async def moonshot_chat_limited(
@@ -84,9 +120,8 @@ async def moonshot_chat_limited(
 
     .. versionadded:: 0.1.0
     """
-    return await get_default_client().chat(
-        messages, provider="moonshot", max_retries=max_retries, **kwargs
-    )
+    client = _client_for("moonshot", "moonshot_chat_limited")
+    return await client.chat(messages, provider="moonshot", max_retries=max_retries, **kwargs)
 
 
 def rate_limited(service: str) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
@@ -102,7 +137,7 @@ def rate_limited(service: str) -> Callable[[Callable[P, Awaitable[T]]], Callable
     def decorate(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            policy = get_default_client().policy(service)
+            policy = _client_for(service, "rate_limited").policy(service)
             return await policy.call(fn, *args, **kwargs)
 
         return wrapper
@@ -159,6 +194,18 @@ def start_monitoring(interval: float = 300.0) -> Monitor:
     """
     Start the background monitor (an asyncio task; call it inside a running loop).
 
+    Raises:
+        RuntimeError: Called outside a running event loop (from synchronous code).
+
     .. versionadded:: 0.1.0
     """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        msg = (
+            "start_monitoring() needs a running asyncio event loop: its monitor is an "
+            "asyncio task. Call it from async code, e.g. inside the coroutine you pass to "
+            "asyncio.run()"
+        )
+        raise RuntimeError(msg) from None
     return get_default_client().start_monitoring(interval)

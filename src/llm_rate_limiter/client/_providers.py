@@ -6,9 +6,13 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import openai
 
 from .._validate import check_number
 from ..breaker import BreakerPolicy
@@ -19,10 +23,23 @@ from ..retry import RetryPolicy
 if TYPE_CHECKING:
     import httpx2
 
-__all__ = ["MOONSHOT_BASE_URL", "OPENAI_BASE_URL", "ProviderConfig"]
+__all__ = [
+    "API_KEY_VARIABLES",
+    "MOONSHOT_BASE_URL",
+    "OPENAI_BASE_URL",
+    "ProviderConfig",
+    "add_base_url_hint",
+    "missing_key_hint",
+]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 MOONSHOT_BASE_URL = "https://api.moonshot.ai/v1"
+
+#: The environment variable each built-in profile reads its API key from.
+API_KEY_VARIABLES: Mapping[str, str] = {"openai": "OPENAI_API_KEY", "moonshot": "MOONSHOT_API_KEY"}
+
+#: A path segment naming an API version: v1, v2, v1beta...
+_VERSION_SEGMENT = re.compile(r"v\d+[a-z0-9]*", re.IGNORECASE)
 
 #: Error codes/types after which another provider may well succeed.
 DEFAULT_FALLBACK_CODES = frozenset(
@@ -206,3 +223,42 @@ def _limits(service: str, env: Mapping[str, str], default: RateLimits | None) ->
     if not changes:
         return default
     return replace(default or blank, **changes)
+
+
+def missing_key_hint(provider: str) -> str:
+    """
+    How to give *provider* its API key: the environment variable its profile reads, if any.
+
+    For an error such as ``provider 'openai' has no API key (<hint>)``.
+    """
+    variable = API_KEY_VARIABLES.get(provider)
+    if variable is None:
+        return "pass api_key= to its ProviderConfig"
+    return f"set {variable} in the environment or pass api_key="
+
+
+def add_base_url_hint(exc: BaseException, base_url: str | None) -> None:
+    """
+    Note on a 404 that *base_url* may lack its ``/v1``, when no path segment is a version.
+
+    Most OpenAI-compatible servers route ``/v1/chat/completions``; a base URL
+    without the version makes the SDK ask for ``/chat/completions``, which they
+    answer 404. A 404 whose error code is ``model_not_found`` reached the API,
+    so it gets no note; nor does the SDK's default URL (None), nor an exception
+    that has the note already. The note shows scheme, host and path only (no
+    credentials, no query).
+    """
+    if base_url is None or not isinstance(exc, openai.NotFoundError):
+        return
+    if exc.code == "model_not_found":
+        return
+    parts = urlsplit(base_url)
+    if any(_VERSION_SEGMENT.fullmatch(segment) for segment in parts.path.split("/")):
+        return
+    shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path.rstrip('/')}"
+    note = (
+        f"llm_rate_limiter: 404 from base_url {shown!r}, whose path has no version; "
+        f"OpenAI-compatible APIs usually live under /v1: try base_url='{shown}/v1'"
+    )
+    if note not in getattr(exc, "__notes__", ()):
+        exc.add_note(note)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from ._collector import MetricsCollector
 from ._health import HealthThresholds
 from ._monitor import Monitor
-from ._prometheus import PrometheusCollector, register_prometheus
+from ._prometheus import PrometheusCollector, register_prometheus, unregister_prometheus
 
 __all__ = [
     "HealthThresholds",
@@ -21,4 +21,5 @@ __all__ = [
     "Monitor",
     "PrometheusCollector",
     "register_prometheus",
+    "unregister_prometheus",
 ]

@@ -3,18 +3,22 @@
 `MetricsCollector`: the `MetricsHook` that records every event, cheaply and boundedly.
 
 Recording is synchronous and O(1): a few counter updates, one append to a
-fixed-size deque and one slot of a 60-bucket minute ring. Snapshots, health,
-issue analysis and reports are computed only when asked.
+fixed-size deque, one slot of a 60-bucket minute ring and, for call latencies
+and limiter waits, one slot of a fixed-bucket histogram (a bisect into a tuple
+of bounds). Snapshots, health, issue analysis and reports are computed only
+when asked.
 """
 
 from __future__ import annotations
+
+from bisect import bisect_left
 
 from .._clock import SYSTEM_CLOCK, Clock
 from .._errors import RetryErrorType
 from .._hooks import CallOutcome
 from .._validate import check_int, check_number
 from ._health import HealthThresholds
-from ._stats import CONFIG_KEYS, ServiceState, bump
+from ._stats import CONFIG_KEYS, LATENCY_BUCKETS, WAIT_BUCKETS, ServiceState, bump
 from ._views import MetricsViews
 
 __all__ = ["MetricsCollector"]
@@ -143,6 +147,7 @@ class MetricsCollector(MetricsViews):
         if latency > s.call_latency_max:
             s.call_latency_max = latency
         s.recent_latencies.append(latency)
+        s.latency_buckets[bisect_left(LATENCY_BUCKETS, latency)] += 1
 
     def attempt_finished(self, service: str, latency: float, error: RetryErrorType | None) -> None:
         """Count an attempt, its latency and its error type."""
@@ -158,6 +163,7 @@ class MetricsCollector(MetricsViews):
         s = self._services.get(service) or self._add(service)
         s.waits += 1
         s.wait_total += seconds
+        s.wait_buckets[bisect_left(WAIT_BUCKETS, seconds)] += 1
         if seconds > s.wait_max:
             s.wait_max = seconds
 

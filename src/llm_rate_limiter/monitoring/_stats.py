@@ -16,7 +16,14 @@ from typing import Any
 from .._errors import RetryErrorType
 from ._window import MinuteWindow, percentile
 
-__all__ = ["CONFIG_KEYS", "ServiceState", "bump", "service_snapshot"]
+__all__ = [
+    "CONFIG_KEYS",
+    "LATENCY_BUCKETS",
+    "WAIT_BUCKETS",
+    "ServiceState",
+    "bump",
+    "service_snapshot",
+]
 
 #: The limits `MetricsCollector.register_service` accepts.
 CONFIG_KEYS = (
@@ -27,6 +34,16 @@ CONFIG_KEYS = (
     "reset_timeout",
     "max_retries",
 )
+
+#: Upper bounds (seconds) of the call-latency histogram: the buckets the
+#: OpenTelemetry GenAI conventions advise for ``gen_ai.client.operation.duration``.
+LATENCY_BUCKETS = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+#: Upper bounds (seconds) of the limiter-wait histogram: 0 (admitted at once) to a minute.
+WAIT_BUCKETS = (
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
 
 #: Distinct keys kept in free-form counters (denial reasons, fallback targets).
 MAX_KEYS = 32
@@ -73,6 +90,7 @@ class ServiceState:
         "half_opens",
         "last_retry_after",
         "last_transition_at",
+        "latency_buckets",
         "peak_in_flight",
         "quota_exhausted",
         "recent_latencies",
@@ -93,6 +111,7 @@ class ServiceState:
         "tokens_used",
         "transitions",
         "violations",
+        "wait_buckets",
         "wait_max",
         "wait_total",
         "waits",
@@ -106,12 +125,16 @@ class ServiceState:
         self.succeeded_after_retry = 0
         self.call_latency_total = self.call_latency_max = 0.0
         self.recent_latencies: deque[float] = deque(maxlen=history_size)
+        # Calls per latency bucket (slot i: LATENCY_BUCKETS[i-1] < latency <= LATENCY_BUCKETS[i],
+        # the last slot above every bound); not cumulative, the exporter sums them.
+        self.latency_buckets: list[int] = [0] * (len(LATENCY_BUCKETS) + 1)
         self.recent_outcomes: deque[str] = deque(maxlen=history_size)
         self.attempts = self.attempt_failures = 0
         self.attempt_latency_total = 0.0
         self.errors: dict[RetryErrorType, int] = {}
         self.waits = self.denials = self.violations = self.cooldowns = 0
         self.wait_total = self.wait_max = self.cooldown_seconds = 0.0
+        self.wait_buckets: list[int] = [0] * (len(WAIT_BUCKETS) + 1)
         self.denial_reasons: dict[str, int] = {}
         self.last_retry_after: float | None = None
         self.server_limit_requests: float | None = None

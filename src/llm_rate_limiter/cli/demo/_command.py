@@ -55,11 +55,13 @@ def register(subparsers: Any) -> None:
         default=Path("demo-output"),
         help="folder for demo-timeline.png and demo-report.json (default: ./demo-output)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the servers' fault draws")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the servers' fault draws (default: 0)"
+    )
     parser.add_argument(
         "--base-url",
         default=None,
-        help="a real provider's API root (e.g. https://api.openai.com/v1)",
+        help="a real provider's API root, usually ending in /v1 (e.g. https://api.openai.com/v1)",
     )
     parser.add_argument(
         "--api-key",
