@@ -221,11 +221,12 @@ class Attempt(Generic[R]):
                 breaker.on_cancel(ticket)
             raise
         latency = clock.monotonic() - started
-        if self._hold:  # a stream's outcome is known when it ends
+        if self._hold:  # a stream's outcome is known when it ends: it reports it then
             result.outcome(ticket, latency)  # type: ignore[attr-defined]
-        elif breaker is not None:
-            breaker.on_success(ticket, latency)
-        hook.attempt_finished(policy.name, latency, None)
+        else:
+            if breaker is not None:
+                breaker.on_success(ticket, latency)
+            hook.attempt_finished(policy.name, latency, None)
         if permit is not None and (used is not None or headers is not None):
             permit.settle(used_tokens=used, headers=headers)
         return result

@@ -128,8 +128,9 @@ class ResiliencePolicy:
                 ``RetryPolicy.wait_for_breaker`` a call the breaker refuses waits on
                 the breaker's state (spending no retry) instead of raising.
             hold_permit: The result keeps the limiter's permit (its concurrency slot)
-                until it is released, and reports its breaker outcome when it ends:
-                it must have ``hold(permit, context)`` and ``outcome(ticket, latency)``
+                until it is released, and reports the attempt's and the call's
+                outcome when it ends: it must have ``hold(permit, context)``,
+                ``outcome(ticket, latency)`` and ``call_done(started, attempts)``
                 (a stream).
             deadline_at: The call's deadline on this policy's clock (a fallback
                 chain passes one for all its providers); the policy's own
@@ -169,7 +170,10 @@ class ResiliencePolicy:
         except BaseException:
             hook.call_finished(name, "cancelled", clock.monotonic() - started, stats.attempts)
             raise
-        hook.call_finished(name, "success", clock.monotonic() - started, stats.attempts)
+        if hold_permit:  # a stream reports the call when it ends
+            result.call_done(started, stats.attempts)  # type: ignore[attr-defined]
+        else:
+            hook.call_finished(name, "success", clock.monotonic() - started, stats.attempts)
         return result
 
     async def call(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:

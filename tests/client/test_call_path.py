@@ -280,3 +280,18 @@ class TestAttemptTimeout:
             metrics["error_patterns"],
         )
         assert 1 == server.stats().requests
+
+
+class TestMessagesMustBeAList:
+    @pytest.mark.parametrize("messages", ["hello", b"hello", {"role": "user", "content": "hi"}])
+    async def test_a_string_or_a_single_message_is_refused(
+        self, server: FaultServer, messages: object
+    ) -> None:
+        """chat("hello") raises TypeError naming messages, and nothing is sent."""
+        async with AsyncLLMClient([provider(server)]) as client:
+            with pytest.raises(TypeError, match="messages must be a list of messages"):
+                await client.chat(messages)  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match="messages"):
+                async for _ in client.chat_stream(messages):  # type: ignore[arg-type]
+                    pass
+        assert 0 == server.stats().requests

@@ -160,6 +160,14 @@ class AsyncCircuitBreaker(BreakerCore):
         """
         self._open_listeners.append(listener)
 
+    def close(self) -> None:
+        """
+        Stop the breaker's timers (its owner is closing); waiting calls look at it once more.
+
+        .. versionadded:: 0.2.0
+        """
+        self._room.close()
+
     @property
     def waiting(self) -> int:
         """Calls waiting in `wait_for_admission` right now."""

@@ -57,6 +57,8 @@ class WaitRoom:
         finally:
             with contextlib.suppress(ValueError):
                 self._waiting.remove(entry)
+            if not self._waiting:
+                self._stop_timer()  # nobody left to wake
 
     def wake(self, *, closed: bool = False) -> None:
         """
@@ -90,8 +92,8 @@ class WaitRoom:
             self._waiting[0][0].get_loop().call_soon(self.wake)
 
     def close(self) -> None:
-        """Stop the timer and the ramp (the breaker is going away)."""
-        self._stop_timer()
+        """Stop the timer and the ramps (the breaker is going away); waiters look again."""
+        self.wake()
         for ramp in list(self._ramps):
             ramp.cancel()
 

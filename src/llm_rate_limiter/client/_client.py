@@ -320,6 +320,8 @@ class AsyncLLMClient(ClientMonitoring):
         if self._monitor is not None:
             await self._monitor.stop()
         for provider in self._providers.values():
+            if provider.policy.breaker is not None:
+                provider.policy.breaker.close()
             await provider.sdk.close()
             close_limiter = getattr(provider.policy.limiter, "aclose", None)
             if close_limiter is not None:

@@ -13,6 +13,7 @@ import openai
 from openai.types.chat import ChatCompletionChunk
 
 from .._errors import classify_error
+from .._hooks import CallOutcome
 from .._policy import ResiliencePolicy
 from ..exceptions import StreamInterruptedError
 from ..limiter import PermitLike
@@ -31,6 +32,7 @@ class OpenStream:
     """
 
     __slots__ = (
+        "_call",
         "_chunks",
         "_first",
         "_held",
@@ -54,6 +56,7 @@ class OpenStream:
         self._permit: Any = None
         self._held: Any = None
         self._pending = False
+        self._call: tuple[float, int] | None = None
         self._ticket: Any = None
         self._latency = 0.0
 
@@ -68,21 +71,36 @@ class OpenStream:
         self._latency = latency
         self._pending = True
 
+    def call_done(self, started: float, attempts: int) -> None:
+        """Report the call (begun at *started*, *attempts* attempts) when the stream ends."""
+        self._call = (started, attempts)
+
     def _finish(self, exc: BaseException | None) -> None:
-        """Tell the breaker how the stream ended (once)."""
+        """Tell the breaker and the metrics how the stream ended (once)."""
         if not self._pending:
             return
         self._pending = False
-        breaker = self._policy.breaker
-        if breaker is None:
-            return
+        policy = self._policy
+        breaker = policy.breaker
+        hook = policy.hook
+        now = policy.clock.monotonic()
         if exc is None:
-            breaker.on_success(self._ticket, self._latency)
+            if breaker is not None:
+                breaker.on_success(self._ticket, self._latency)
+            hook.attempt_finished(policy.name, self._latency, None)
+            outcome: CallOutcome = "success"
         elif isinstance(exc, Exception):
-            elapsed = self._policy.clock.monotonic() - self._started
-            breaker.on_failure(self._ticket, exc, elapsed)
-        else:
-            breaker.on_cancel(self._ticket)
+            if breaker is not None:
+                breaker.on_failure(self._ticket, exc, now - self._started)
+            hook.attempt_finished(policy.name, now - self._started, classify_error(exc))
+            outcome = "failure"
+        else:  # closed before its end: neither a success nor a failure of the provider
+            if breaker is not None:
+                breaker.on_cancel(self._ticket)
+            outcome = "cancelled"
+        if self._call is not None:
+            started, attempts = self._call
+            hook.call_finished(policy.name, outcome, now - started, attempts)
 
     def _settle_usage(self, chunk: ChatCompletionChunk) -> None:
         usage = getattr(chunk, "usage", None)
@@ -104,12 +122,10 @@ class OpenStream:
                 self._settle_usage(chunk)
                 yield chunk
         except Exception as exc:
-            kind = classify_error(exc)
-            policy = self._policy
-            elapsed = policy.clock.monotonic() - self._started
             self._finish(exc)
-            policy.hook.attempt_finished(policy.name, elapsed, kind)
-            raise StreamInterruptedError(policy.name, kind, self._chunks) from exc
+            raise StreamInterruptedError(
+                self._policy.name, classify_error(exc), self._chunks
+            ) from exc
         self._finish(None)
 
     async def aclose(self) -> None:

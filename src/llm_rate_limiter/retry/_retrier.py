@@ -23,6 +23,7 @@ from .._clock import SYSTEM_CLOCK, Clock
 from .._errors import RETRYABLE_BY_DEFAULT, RetryErrorType, classify_error
 from .._hooks import NULL_HOOK, MetricsHook
 from ..exceptions import (
+    AttemptTimeoutError,
     CircuitOpenError,
     ConfigurationError,
     DeadlineExceededError,
@@ -233,7 +234,9 @@ class Retrier:
             call.stats.errors.append(kind)
         if isinstance(exc, CircuitOpenError):
             return call.wait_open and kind in self.policy.retry_on
-        return kind in self.policy.retry_on and not isinstance(exc, LLMRateLimiterError)
+        # The library's own refusals are final; a timed-out attempt is a failure to retry.
+        own = isinstance(exc, LLMRateLimiterError) and not isinstance(exc, AttemptTimeoutError)
+        return kind in self.policy.retry_on and not own
 
     def _give_up(self, call: CallState[T], exc: Exception) -> None:
         self._give_ups += 1
