@@ -28,6 +28,8 @@ from ._stats import LimiterRecorder
 __all__ = ["LimiterCore", "WaitInterrupted"]
 
 _EPS = 1e-9
+#: Waits shorter than this are not waited (a timer that short fires at once: a spin).
+_MIN_WAIT = 1e-6
 
 
 def _bucket(
@@ -242,7 +244,7 @@ class LimiterCore:
                     raise WaitInterrupted(self.service)
                 now = loop.time()
                 wait = self._head_wait(tokens, now)
-                if wait <= 0.0:
+                if wait <= _MIN_WAIT:
                     if self._in_flight < self._max_conc:
                         break
                     wait = math.inf

@@ -94,7 +94,14 @@ class ProviderLimiter(LimiterCore):
         self._deny(tokens, "too_large")
         raise RequestTooLargeError(self.service, tokens, self._max_tokens)
 
-    def reconcile(self, charged: float, used: float, *, estimated: float | None = None) -> None:
+    def reconcile(
+        self,
+        charged: float,
+        used: float,
+        *,
+        estimated: float | None = None,
+        since: float | None = None,
+    ) -> None:
         """
         Correct a charge of *charged* tokens to the *used* tokens a response reports.
 
@@ -108,6 +115,9 @@ class ProviderLimiter(LimiterCore):
             estimated: The original estimate when *charged* is an earlier
                 settlement of the same request (None: first settlement, the
                 estimate is *charged*).
+            since: When the request was admitted (the loop's clock): a credit
+                gives back only what of the charge is still in each bucket,
+                not what has already drained out (and made room for others).
 
         .. versionadded:: 0.1.0
         """
@@ -118,7 +128,11 @@ class ProviderLimiter(LimiterCore):
         now = self._now()
         for bucket in (self._tok, self._day):
             if bucket is not None:
-                bucket._level = max(0.0, _fill(bucket, now) + delta)
+                change = delta
+                if change < 0.0 and since is not None:
+                    left = charged - (now - since) * bucket._rate_per_sec
+                    change = max(change, -max(0.0, left))
+                bucket._level = max(0.0, _fill(bucket, now) + change)
         stats = self._stats
         if now >= stats.window_end:
             stats.roll_window(now)

@@ -35,12 +35,13 @@ class Permit:
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("_charged", "_limiter", "estimated")
+    __slots__ = ("_at", "_charged", "_limiter", "estimated")
 
     def __init__(self, limiter: ProviderLimiter, tokens: float) -> None:
         self._limiter = limiter
         self.estimated = tokens
-        # _charged stays unset until settled with a usage (one store less per call).
+        # _charged stays unset until settled with a usage (one store less per call);
+        # _at is the admission time on the limiter's clock, set on entering.
 
     async def __aenter__(self) -> Permit:
         # The fast path, inlined as it runs on every call: when nobody queues
@@ -56,6 +57,7 @@ class Permit:
             or limiter._in_flight >= limiter._max_conc
         ):
             await limiter._wait(tokens, now)
+            self._at = limiter._now()
             return self
         req = limiter._req
         req_level = 0.0
@@ -67,6 +69,7 @@ class Permit:
                     req_level = 0.0
             if req_level > limiter._req_room:
                 await limiter._wait(tokens, now)
+                self._at = limiter._now()
                 return self
         if tokens:
             tok = limiter._tok
@@ -82,11 +85,13 @@ class Permit:
                     limiter._day is not None and not limiter._charge_day(tokens, now)
                 ):
                     await limiter._wait(tokens, now)
+                    self._at = limiter._now()
                     return self
                 tok._level = tok_level + tokens
                 tok._last_check = now
             elif limiter._day is not None and not limiter._charge_day(tokens, now):
                 await limiter._wait(tokens, now)
+                self._at = limiter._now()
                 return self
         if req is not None:
             req._level = req_level + 1.0
@@ -98,6 +103,7 @@ class Permit:
         stats.window_requests += 1
         stats.window_tokens += tokens
         limiter._on_admit(limiter.service, 0.0, tokens)
+        self._at = now
         return self
 
     async def __aexit__(
@@ -128,10 +134,11 @@ class Permit:
         limiter = self._limiter
         if used_tokens is not None:
             charged: float | None = getattr(self, "_charged", None)
+            since = getattr(self, "_at", None)
             if charged is None:
-                limiter.reconcile(self.estimated, used_tokens)
+                limiter.reconcile(self.estimated, used_tokens, since=since)
             else:
-                limiter.reconcile(charged, used_tokens, estimated=self.estimated)
+                limiter.reconcile(charged, used_tokens, estimated=self.estimated, since=since)
             self._charged = used_tokens
         if headers is not None:
             limiter.observe_headers(headers)
