@@ -86,7 +86,10 @@ def _lower(headers: Mapping[str, str]) -> Mapping[str, str]:
             return {k: v for k, v in multi_items() if k[:1] in ("x", "r")}
         except Exception:
             return headers
-    return headers
+    try:  # any other mapping: names as given, so lower-case them too
+        return {str(k).lower(): v for k, v in headers.items()}
+    except Exception:
+        return headers
 
 
 def _get(headers: Mapping[str, str], name: str) -> str | None:
