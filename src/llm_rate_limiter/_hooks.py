@@ -84,6 +84,9 @@ class MetricsHook(Protocol):
     def fallback_taken(self, service: str, fallback: str, reason: RetryErrorType) -> None:
         """A call moved from *service* to *fallback* because of *reason*."""
 
+    def shared_state_changed(self, service: str, available: bool) -> None:
+        """The shared state (Redis) of *service* became unavailable, or answered again."""
+
     def first_token(self, service: str, seconds: float) -> None:
         """A stream produced its first chunk *seconds* after the call began."""
 
@@ -150,6 +153,9 @@ class NullHook:
 
     def fallback_taken(self, service: str, fallback: str, reason: RetryErrorType) -> None:
         """Ignore."""
+
+    def shared_state_changed(self, service: str, available: bool) -> None:
+        """The shared state (Redis) of *service* became unavailable, or answered again."""
 
     def first_token(self, service: str, seconds: float) -> None:
         """Ignore."""

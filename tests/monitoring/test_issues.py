@@ -301,3 +301,24 @@ class TestAnalysis:
             r.startswith("2 services refuse calls locally (a, b)")
             for r in collector.analyze_issues()["recommendations"]
         )
+
+
+def test_shared_state_unavailable_is_reported_until_it_answers_again() -> None:
+    """Redis unreachable: a high shared_state_unavailable issue with advice; back: gone."""
+    from llm_rate_limiter import MetricsCollector
+
+    metrics = MetricsCollector()
+    metrics.call_started("svc")
+    metrics.call_finished("svc", "success", 0.1, 1)
+    metrics.shared_state_changed("svc", False)
+    found = [
+        i for i in metrics.analyze_issues()["issues"] if i["type"] == "shared_state_unavailable"
+    ]
+    assert 1 == len(found)
+    assert ("high", "svc") == (found[0]["severity"], found[0]["service"])
+    assert "redis_timeout" in found[0]["recommendation"]
+    assert 1 == metrics.service_metrics("svc")["shared_state_outages"]
+    metrics.shared_state_changed("svc", True)
+    assert [] == [
+        i for i in metrics.analyze_issues()["issues"] if i["type"] == "shared_state_unavailable"
+    ]

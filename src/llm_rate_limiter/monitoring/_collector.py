@@ -263,6 +263,17 @@ class MetricsCollector(MetricsViews):
         s.first_token_count += 1
         s.first_token_total += seconds
 
+    def shared_state_changed(self, service: str, available: bool) -> None:
+        """
+        Note that the shared state (Redis) of *service* became unavailable, or came back.
+
+        .. versionadded:: 0.2.0
+        """
+        s = self._services.get(service) or self._add(service)
+        if not available and not s.shared_unavailable:
+            s.shared_outages += 1
+        s.shared_unavailable = not available
+
     def quota_exhausted(self, service: str) -> None:
         """
         Count a 429 ``insufficient_quota`` (a billing state, not a rate).

@@ -179,6 +179,21 @@ def _quota(m: dict[str, Any], t: HealthThresholds) -> Issue | None:
     return _issue(m, "quota_exhausted", "critical", detail, advice)
 
 
+def _shared_state(m: dict[str, Any], t: HealthThresholds) -> Issue | None:
+    if not m["shared_state_unavailable"]:
+        return None
+    detail = (
+        "the shared state (Redis) does not answer within redis_timeout: limits and breaker "
+        f"run on this process's share only ({m['shared_state_outages']} outage(s) so far)"
+    )
+    advice = (
+        "check that Redis is up and reachable from this host (REDIS_URL) and not overloaded; "
+        "raise redis_timeout if it is merely slow; use redis_failure='closed' to refuse "
+        "calls instead of limiting locally"
+    )
+    return _issue(m, "shared_state_unavailable", "high", detail, advice)
+
+
 def _retry_storm(m: dict[str, Any], t: HealthThresholds) -> Issue | None:
     ratio = m["retries_per_request"]
     if not judged(m, t) or ratio <= t.max_retries_per_call:
@@ -280,6 +295,7 @@ DETECTORS: tuple[Callable[[dict[str, Any], HealthThresholds], Issue | None], ...
     _slow,
     _auth,
     _quota,
+    _shared_state,
     _retry_storm,
     _above_provider,
     _fallbacks,

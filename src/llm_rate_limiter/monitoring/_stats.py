@@ -105,6 +105,8 @@ class ServiceState:
         "retry_gave_up",
         "server_limit_requests",
         "server_limit_tokens",
+        "shared_outages",
+        "shared_unavailable",
         "succeeded_after_retry",
         "tokens_estimated",
         "tokens_reported",
@@ -155,6 +157,8 @@ class ServiceState:
         self.first_token_count = 0
         self.first_token_total = 0.0
         self.quota_exhausted = 0
+        self.shared_unavailable = False
+        self.shared_outages = 0
         self.window = MinuteWindow()
 
 
@@ -219,6 +223,8 @@ def service_snapshot(name: str, s: ServiceState, now: float) -> dict[str, Any]:
         "most_common_error": top_error,
         "authentication_failures": errors.get(RetryErrorType.AUTHENTICATION, 0),
         "quota_exhausted": s.quota_exhausted,
+        "shared_state_unavailable": s.shared_unavailable,
+        "shared_state_outages": s.shared_outages,
         # Rate limiter.
         "configured_requests_per_minute": cfg.get("requests_per_minute"),
         "configured_tokens_per_minute": cfg.get("tokens_per_minute"),
