@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Development sessions: tests, lint, typecheck (default) and bench."""
+"""Development sessions: tests, lint, typecheck (default), bench and soak."""
 
 from __future__ import annotations
 
@@ -52,3 +52,10 @@ def bench(session: nox.Session) -> None:
     """Micro and load benchmarks; writes bench-output/ (not part of the default run)."""
     _install(session, "bench")
     session.run("python", "benchmarks/run_all.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def soak(session: nox.Session) -> None:
+    """Soak run: memory, tasks and counters over 1,000,000 calls (not part of the default run)."""
+    _install(session, "bench")
+    session.run("python", "benchmarks/soak.py", *session.posargs)
