@@ -16,7 +16,8 @@ The four clients ``llm-rate-limiter bench`` compares, behind one small interface
   trying again while the call's deadline allows, instead of failing at once.
 
 Retries are comparable: 8 at most, backoff from 0.5 s up to 8 s (the SDK's own
-schedule), within the scenario's per-call deadline.
+schedule), within the scenario's per-call deadline. Every client may be given
+the ``httpx2.AsyncClient`` it talks through (the benchmark's HTTP log).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ...exceptions import CircuitOpenError
 from ._scenarios import ALL_CLIENTS, BenchRequest, Scenario
 
 if TYPE_CHECKING:
+    import httpx2
     from aiolimiter import AsyncLimiter
 
 __all__ = [
@@ -65,7 +67,14 @@ def _attempt_timeout(scenario: Scenario) -> float:
 
 
 class _Ours:
-    def __init__(self, base_url: str, scenario: Scenario, *, wait_open: bool = False) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        scenario: Scenario,
+        *,
+        wait_open: bool = False,
+        http_client: httpx2.AsyncClient | None = None,
+    ) -> None:
         from ...breaker import BreakerPolicy
         from ...client import AsyncLLMClient, ProviderConfig
         from ...limiter import RateLimits
@@ -96,6 +105,7 @@ class _Ours:
             retry=retry,
             breaker=BreakerPolicy(**BREAKER),
             timeout=_attempt_timeout(scenario),
+            http_client=http_client,
         )
         self.client = AsyncLLMClient([config])
 
@@ -121,13 +131,21 @@ class _Ours:
 
 
 class _Sdk:
-    def __init__(self, name: str, base_url: str, scenario: Scenario, max_retries: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        scenario: Scenario,
+        max_retries: int,
+        http_client: httpx2.AsyncClient | None = None,
+    ) -> None:
         self.name = name
         self.sdk = openai.AsyncOpenAI(
             api_key=API_KEY,
             base_url=base_url,
             max_retries=max_retries,
             timeout=_attempt_timeout(scenario),
+            http_client=http_client,
         )
 
     async def call(self, request: BenchRequest) -> None:
@@ -149,10 +167,12 @@ _RETRYABLE = (
 
 
 class _TenacityAiolimiter(_Sdk):
-    def __init__(self, base_url: str, scenario: Scenario) -> None:
+    def __init__(
+        self, base_url: str, scenario: Scenario, http_client: httpx2.AsyncClient | None = None
+    ) -> None:
         from aiolimiter import AsyncLimiter
 
-        super().__init__("tenacity_aiolimiter", base_url, scenario, 0)
+        super().__init__("tenacity_aiolimiter", base_url, scenario, 0, http_client)
         self.deadline = scenario.call_deadline
         self.requests: AsyncLimiter | None = None
         self.tokens: AsyncLimiter | None = None
@@ -186,20 +206,29 @@ class _TenacityAiolimiter(_Sdk):
                 await super().call(request)
 
 
-def make_client(name: str, base_url: str, scenario: Scenario) -> BenchClient:
+def make_client(
+    name: str, base_url: str, scenario: Scenario, http_client: httpx2.AsyncClient | None = None
+) -> BenchClient:
     """
     Build the client called *name* (one of `ALL_CLIENTS`) for *scenario*.
+
+    Args:
+        name: The client's name.
+        base_url: The fault server's URL.
+        scenario: The scenario (limits, deadline).
+        http_client: The HTTP client to talk through (closed with the client), or None.
 
     Raises:
         ValueError: An unknown client name.
     """
     if name in ("ours", "ours_wait_open"):
-        return _Ours(base_url, scenario, wait_open=name == "ours_wait_open")
+        wait_open = name == "ours_wait_open"
+        return _Ours(base_url, scenario, wait_open=wait_open, http_client=http_client)
     if name == "sdk_default":
-        return _Sdk(name, base_url, scenario, openai.DEFAULT_MAX_RETRIES)
+        return _Sdk(name, base_url, scenario, openai.DEFAULT_MAX_RETRIES, http_client)
     if name == "sdk_retries8":
-        return _Sdk(name, base_url, scenario, _MAX_RETRIES)
+        return _Sdk(name, base_url, scenario, _MAX_RETRIES, http_client)
     if name == "tenacity_aiolimiter":
-        return _TenacityAiolimiter(base_url, scenario)
+        return _TenacityAiolimiter(base_url, scenario, http_client)
     msg = f"unknown client {name!r} (known: {', '.join(ALL_CLIENTS)})"
     raise ValueError(msg)

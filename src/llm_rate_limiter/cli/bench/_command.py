@@ -24,9 +24,10 @@ _SCENARIOS = tuple(SCENARIOS)
 _CLIENTS = CLIENT_NAMES
 
 #: Wall-clock minutes of a full run and of a --quick one, with the default clients.
-#: Measured on a busy 2-core machine: 3.5 min and 53 s. The floor is the scenarios'
+#: Measured on a busy 2-core machine: 3.5 min and 56 s. The floor is the scenarios'
 #: own pace, per client: rate_limited 400 calls at 50/s (8 s), outage 400 arrivals at
-#: 30/s (13 s), token_limited ~140 tokens a call at 3000/s (9 s), each capped at 60 s.
+#: 30/s (13 s), token_limited ~140 tokens a call at 3000/s (9 s), each capped at 60 s;
+#: with --quick the outage's 60 arrivals at 8/s (7.4 s) dominate.
 FULL_MINUTES = 4
 QUICK_MINUTES = 1
 
@@ -135,7 +136,8 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help=(
             f"every scenario small ({calls_quick} calls per client), for a first look: "
-            f"about {QUICK_MINUTES} minute instead of {FULL_MINUTES}"
+            f"about {QUICK_MINUTES} minute instead of {FULL_MINUTES}. The same measurements, "
+            "smaller (finer timelines); a target its sizes cannot show reads 'not measured'"
         ),
     )
     parser.add_argument(

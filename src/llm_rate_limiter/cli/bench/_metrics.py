@@ -5,11 +5,15 @@ The figures of one benchmark run, from the client's records and the server's cou
 - goodput: successes over what the server could admit during the run, its
   burst plus its rate times the wall time (requests, or tokens when the token
   limit binds); only for closed-loop rate-limited scenarios;
+- steady goodput (what the targets judge): the same share over the steady
+  part of the run only, from the client's HTTP log (see `._steady`);
 - outage: requests that reached the server while it was down (its timeline's
   seconds inside the outage window), the most in any one second after the
   first, and the time from the outage's end to the first success that starts
   a 1 s window holding 80% of the offered rate;
-- insufficient_quota retries: server requests minus calls sent.
+- insufficient_quota retries: server requests minus calls sent; for a
+  scenario that fails by design, the calls that failed at once (one request,
+  refused with a 4xx), from the client's HTTP log.
 """
 
 from __future__ import annotations
@@ -22,11 +26,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._scenarios import BenchRequest, Scenario
+from ._steady import steady_goodput
+from ._targets import evaluate_targets
+from ._wire import WireRecord, attempts
 
 __all__ = [
     "STEADY_FRACTION",
     "CallRecord",
     "evaluate_targets",
+    "failed_at_once",
     "outage_arrivals",
     "percentile",
     "recovery_time",
@@ -126,6 +134,13 @@ def _goodput(
     return round(max(shares), 3)
 
 
+def failed_at_once(records: Sequence[CallRecord], wire: Sequence[WireRecord]) -> int:
+    """Failed calls that sent exactly one request, refused with a 4xx (no retry, no timeout)."""
+    sent = attempts(wire)
+    refused = {r.index for r in wire if r.status is not None and 400 <= r.status < 500}
+    return sum(1 for r in records if not r.ok and sent[r.index] == 1 and r.index in refused)
+
+
 def _ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000.0, 1)
 
@@ -135,6 +150,8 @@ def summarize(
     records: Sequence[CallRecord],
     requests: Sequence[BenchRequest],
     stats: Mapping[str, Any],
+    *,
+    wire: Sequence[WireRecord] | None = None,
 ) -> dict[str, Any]:
     """
     The figures of one client's run of *scenario*.
@@ -144,6 +161,7 @@ def summarize(
         records: The client's call records.
         requests: The request set (for token costs).
         stats: The fault server's ``/_stats`` after the run.
+        wire: The client's HTTP log; without it the figures drawn from it are None.
 
     Returns:
         A JSON-ready dict (see the module docstring for the figures).
@@ -167,6 +185,7 @@ def summarize(
         else 0.0,
         "wall_seconds": round(wall, 3),
         "goodput": _goodput(scenario, records, requests, wall),
+        "goodput_steady": None if wire is None else steady_goodput(scenario, wire, requests),
         "p50_ms": _ms(percentile(latencies, 50)),
         "p95_ms": _ms(percentile(latencies, 95)),
         "p99_ms": _ms(percentile(latencies, 99)),
@@ -174,6 +193,8 @@ def summarize(
         "outage_max_per_second": None,
         "recovery_seconds": None,
         "quota_retries": None,
+        "failed_at_once": None,
+        "http_requests": None if wire is None else len(wire),
         "timeline": list(stats.get("timeline", [])),
     }
     if scenario.outage is not None:
@@ -182,100 +203,12 @@ def summarize(
         summary["outage_max_per_second"] = most
         offered = min(scenario.arrival_rate or math.inf, scenario.rps or math.inf)
         end = sum(scenario.outage)
-        last_arrival = end
-        if scenario.arrival_rate is not None:
-            last_arrival = (scenario.calls - 1) / scenario.arrival_rate
+        last_arrival = end if scenario.last_arrival is None else scenario.last_arrival
         summary["recovery_seconds"] = recovery_time(
             [r.finished for r in ok], end, offered, min(wall, last_arrival + 1.0)
         )
     if scenario.faults.get("insufficient_quota"):
         summary["quota_retries"] = server_requests - len(sent)
+    if scenario.fails_by_design and wire is not None:
+        summary["failed_at_once"] = failed_at_once(records, wire)
     return summary
-
-
-def _check(
-    out: list[dict[str, Any]],
-    scenario: str,
-    target: str,
-    clients: Mapping[str, Mapping[str, Any]],
-    test: Any,
-) -> None:
-    verdicts = {}
-    for name, s in clients.items():
-        value, passed = test(s)
-        verdicts[name] = {"value": value, "met": bool(passed)}
-    out.append({"scenario": scenario, "target": target, "clients": verdicts})
-
-
-def evaluate_targets(
-    scenarios: Mapping[str, Any], breaker: Mapping[str, Any]
-) -> list[dict[str, Any]]:
-    """
-    Check every client against the issues' targets, where its scenario was run.
-
-    Returns:
-        One entry per target: ``{"scenario", "target", "clients": {name: {"value", "met"}}}``.
-    """
-    out: list[dict[str, Any]] = []
-    probes, reset = int(breaker["half_open_max_calls"]), float(breaker["reset_timeout"])
-    if "rate_limited" in scenarios:
-        c = scenarios["rate_limited"]["clients"]
-        _check(
-            out,
-            "rate_limited",
-            "goodput >= 0.97",
-            c,
-            lambda s: (s["goodput"], (s["goodput"] or 0) >= 0.97),
-        )
-        _check(
-            out,
-            "rate_limited",
-            "<= 1% of requests answered 429",
-            c,
-            lambda s: (s["share_429"], s["share_429"] <= 0.01),
-        )
-        _check(
-            out, "rate_limited", "no failed call", c, lambda s: (s["failures"], s["failures"] == 0)
-        )
-    if "outage" in scenarios:
-        c = scenarios["outage"]["clients"]
-        most = probes * max(1, math.ceil(1.0 / reset))  # the timeline counts whole seconds
-        _check(
-            out,
-            "outage",
-            f"<= {probes} request(s) per reset_timeout ({reset:g} s) while down",
-            c,
-            lambda s: (s["outage_max_per_second"], s["outage_max_per_second"] <= most),
-        )
-        _check(
-            out,
-            "outage",
-            f"steady throughput within {reset + 1.0:g} s of the outage's end",
-            c,
-            lambda s: (
-                s["recovery_seconds"],
-                s["recovery_seconds"] is not None and s["recovery_seconds"] <= reset + 1.0,
-            ),
-        )
-    if "insufficient_quota" in scenarios:
-        c = scenarios["insufficient_quota"]["clients"]
-        _check(
-            out,
-            "insufficient_quota",
-            "zero retries",
-            c,
-            lambda s: (s["quota_retries"], s["quota_retries"] == 0),
-        )
-    if "token_limited" in scenarios:
-        c = scenarios["token_limited"]["clients"]
-        _check(
-            out,
-            "token_limited",
-            "goodput >= 0.97 (as rate_limited)",
-            c,
-            lambda s: (s["goodput"], (s["goodput"] or 0) >= 0.97),
-        )
-        _check(
-            out, "token_limited", "no failed call", c, lambda s: (s["failures"], s["failures"] == 0)
-        )
-    return out

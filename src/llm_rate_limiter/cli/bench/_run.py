@@ -4,8 +4,10 @@ Running ``llm-rate-limiter bench``: every scenario, every client, one fault serv
 
 For each scenario and client: the server (its own process) is configured for
 the scenario and reset, the client sends the scenario's request set, and the
-client's records and the server's counters become one summary. Every load is
-bounded: a per-call deadline, and a wall-clock cap after which no call starts.
+client's records, its HTTP log and the server's counters become one summary.
+Every load is bounded: a per-call deadline, and a wall-clock cap after which no
+call starts. The HTTP log is binned for the timelines: per second, or per
+quarter second with ``--quick`` (a run of a few seconds).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ._clients import BREAKER, BenchClient, make_client
-from ._metrics import CallRecord, evaluate_targets, summarize
+from ._metrics import CallRecord, summarize
 from ._scenarios import (
     ALL_CLIENTS,
     CLIENT_NAMES,
@@ -33,8 +35,10 @@ from ._scenarios import (
     server_settings,
 )
 from ._server import BenchServer
+from ._targets import evaluate_targets
+from ._wire import WireLog, wire_timeline
 
-__all__ = ["BenchOptions", "run_bench", "run_load"]
+__all__ = ["BenchOptions", "progress_line", "run_bench", "run_load", "timeline_bin"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,11 @@ class BenchOptions:
     quick: bool = False
     output: Path = Path("bench-output")
     plots: bool = True
+
+
+def timeline_bin(options: BenchOptions) -> float:
+    """Seconds per bin of the timelines: 1, or 0.25 with ``--quick``."""
+    return 0.25 if options.quick else 1.0
 
 
 def resolve(options: BenchOptions) -> list[Scenario]:
@@ -130,9 +139,19 @@ def _error_name(exc: BaseException) -> str:
 
 
 async def _run_client(
-    server: BenchServer, name: str, scenario: Scenario, requests: list[BenchRequest]
+    server: BenchServer,
+    name: str,
+    scenario: Scenario,
+    requests: list[BenchRequest],
+    bin_seconds: float,
 ) -> dict[str, Any]:
-    client = make_client(name, server.base_url, scenario)
+    wire = WireLog()
+    http_client = wire.http_client()
+    try:
+        client = make_client(name, server.base_url, scenario, http_client)
+    except BaseException:
+        await http_client.aclose()
+        raise
     try:
         # Warm up on a fault-free server: the first call of a fresh client pays
         # one-off imports and a connection (~35 ms here), which is not load.
@@ -143,32 +162,51 @@ async def _run_client(
         server.configure(server_settings(scenario))
         server.reset()
         t0 = asyncio.get_running_loop().time()
+        wire.start(t0)
         records = await run_load(client, requests, scenario, t0)
+        wire.stop()
     finally:
         await client.aclose()
+        await http_client.aclose()
     stats = server.stats()
-    return summarize(scenario, records, requests, stats)
+    summary = summarize(scenario, records, requests, stats, wire=wire.records)
+    summary["http_timeline"] = wire_timeline(wire.records, bin_seconds)
+    return summary
+
+
+def progress_line(scenario: Scenario, name: str, s: dict[str, Any], seconds: float) -> str:
+    """One client's progress line: its calls' outcome (the expected one when failure is)."""
+    if scenario.fails_by_design and s.get("failed_at_once") is not None:
+        outcome = f"expected outcome: {s['failed_at_once']}/{s['calls']} failed at once"
+        if s["quota_retries"] is not None:
+            outcome += f", {s['quota_retries']} retries of insufficient_quota;"
+    else:
+        outcome = f"ok {s['successes']:>4}/{s['calls']:<4}"
+    return (
+        f"  {scenario.name:<19} {name:<20} {outcome} server requests {s['server_requests']:>5}  "
+        f"429s {s['server_429']:>5}  ({seconds:.1f} s)"
+    )
 
 
 async def _run_all(
     options: BenchOptions, server: BenchServer, say: Callable[[str], None]
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
+    bin_seconds = timeline_bin(options)
     for scenario in resolve(options):
         requests = build_requests(scenario.calls)
         clients: dict[str, Any] = {}
         for name in options.clients:
             started = time.perf_counter()
-            clients[name] = await _run_client(server, name, scenario, requests)
-            s = clients[name]
-            say(
-                f"  {scenario.name:<19} {name:<20} ok {s['successes']:>4}/{s['calls']:<4} "
-                f"server requests {s['server_requests']:>5}  429s {s['server_429']:>5}  "
-                f"({time.perf_counter() - started:.1f} s)"
-            )
+            s = clients[name] = await _run_client(server, name, scenario, requests, bin_seconds)
+            say(progress_line(scenario, name, s, time.perf_counter() - started))
         info = asdict(scenario)
+        info["request_burst"] = scenario.request_burst
+        info["token_burst"] = scenario.token_burst
+        info["mean_request_tokens"] = round(sum(r.tokens for r in requests) / len(requests), 1)
         results[scenario.name] = {
             "description": scenario.describe(),
+            "fails_by_design": scenario.fails_by_design,
             "scenario": info,
             "clients": clients,
         }
@@ -204,6 +242,7 @@ def run_bench(options: BenchOptions, say: Callable[[str], None] = print) -> dict
             "calls": options.calls,
             "concurrency": options.concurrency,
             "breaker": BREAKER,
+            "timeline_bin": timeline_bin(options),
         },
         "machine": {
             "python": platform.python_version(),
@@ -212,7 +251,7 @@ def run_bench(options: BenchOptions, say: Callable[[str], None] = print) -> dict
         },
         "seconds": round(time.perf_counter() - started, 1),
         "scenarios": scenarios,
-        "targets": evaluate_targets(scenarios, BREAKER),
+        "targets": evaluate_targets(scenarios, BREAKER, quick=options.quick),
     }
     write_report(report, Path(options.output), plots=options.plots, say=say)
     return report

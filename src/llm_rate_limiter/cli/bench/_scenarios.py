@@ -137,6 +137,32 @@ class Scenario:
         """True when goodput against the server's limit is meaningful (closed loop, limited)."""
         return self.arrival_rate is None and (self.rps is not None or self.tps is not None)
 
+    @property
+    def fails_by_design(self) -> bool:
+        """True when the server refuses every request for a reason retrying cannot fix."""
+        return bool(self.faults.get("insufficient_quota") or self.faults.get("unauthorized"))
+
+    @property
+    def request_burst(self) -> float | None:
+        """The capacity of the server's request bucket (its default: one second's worth)."""
+        if self.rps is None:
+            return None
+        return float(self.faults.get("request_burst") or max(1.0, self.rps))
+
+    @property
+    def token_burst(self) -> float | None:
+        """The capacity of the server's token bucket (its default: one second's worth)."""
+        if self.tps is None:
+            return None
+        return float(self.faults.get("token_burst") or max(1.0, self.tps))
+
+    @property
+    def last_arrival(self) -> float | None:
+        """When the last call of an open-loop scenario starts (capped), or None (closed loop)."""
+        if self.arrival_rate is None:
+            return None
+        return min((self.calls - 1) / self.arrival_rate, self.max_seconds)
+
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
@@ -177,7 +203,11 @@ SCENARIOS: dict[str, Scenario] = {
     )
 }
 
-#: Quick sizes (for tests): scenario name -> replaced fields.
+#: Quick sizes: scenario name -> replaced fields. Each still measures its targets:
+#: the outage lasts 3 whole seconds (at 8 arrivals a second the breaker's 5 failures
+#: take 0.5 s, so it opens by 1.5 s and trials twice, 1 s apart, before the end at 4 s),
+#: its deadline outlasts it as in the full run, and calls keep arriving until 7.4 s
+#: (the 2 s recovery target after the end, plus a 1 s window starting by then).
 _QUICK: dict[str, dict[str, Any]] = {
     "rate_limited": {"calls": 40, "concurrency": 8, "rps": 20.0},
     "flaky": {"calls": 40, "concurrency": 8},
@@ -185,8 +215,9 @@ _QUICK: dict[str, dict[str, Any]] = {
         "calls": 60,
         "concurrency": 8,
         "rps": 40.0,
-        "arrival_rate": 20.0,
-        "outage": (1.0, 1.0),
+        "arrival_rate": 8.0,
+        "outage": (1.0, 3.0),
+        "call_deadline": 5.0,
     },
     "insufficient_quota": {"calls": 6, "concurrency": 6},
     "token_limited": {"calls": 30, "concurrency": 8, "rps": 40.0, "tps": 1500.0},
@@ -194,9 +225,10 @@ _QUICK: dict[str, dict[str, Any]] = {
 
 
 def quick_scenario(scenario: Scenario) -> Scenario:
-    """Return *scenario* with small sizes, a 2.5 s call deadline and a 10 s cap."""
-    changes = _QUICK.get(scenario.name, {})
-    return replace(scenario, call_deadline=2.5, max_seconds=10.0, **changes)
+    """Return *scenario* with small sizes, a 2.5 s call deadline (unless sized) and a 10 s cap."""
+    changes: dict[str, Any] = {"call_deadline": 2.5, "max_seconds": 10.0}
+    changes.update(_QUICK.get(scenario.name, {}))
+    return replace(scenario, **changes)
 
 
 def server_settings(scenario: Scenario) -> dict[str, Any]:
