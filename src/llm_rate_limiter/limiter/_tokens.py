@@ -11,6 +11,11 @@ errs high: ``ceil(characters / 3)`` per text, plus 4 per message and 3 for the
 reply's priming. English averages about 4 characters per token, so the
 heuristic overestimates by roughly a third; the limiter's reconciliation with
 ``usage.total_tokens`` gives the difference back.
+
+Image parts of a message's content cost what the provider bills for them, not
+their base64 text, and audio or file parts a flat default (see
+`_image_tokens`); the text parts of the content are counted together, as one
+text.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+from ._image_tokens import part_tokens
 
 __all__ = ["estimate_request_tokens", "estimate_tokens"]
 
@@ -96,13 +103,33 @@ def _text(content: Any) -> str:
         return str(content)
 
 
+def _content(content: Any, encode: _Encode) -> int:
+    """A message's content: its text parts as one text, the other parts at their own cost."""
+    if not isinstance(content, Iterable) or isinstance(content, str | Mapping | bytes):
+        return encode(_text(content))
+    texts = []
+    media = 0
+    for part in content:
+        cost = part_tokens(part)
+        if cost is not None:
+            media += cost
+        elif isinstance(part, Mapping) and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        else:
+            texts.append(_text(part))
+    return encode("".join(texts)) + media
+
+
 def estimate_tokens(messages: Iterable[Mapping[str, Any]] | str, model: str | None = None) -> int:
     """
     Estimate the prompt tokens of *messages* (or of a plain string).
 
     Uses tiktoken for a model it knows when its encoding is available
     offline; else ``ceil(characters / 3)`` per text plus 4 per message and 3
-    for the reply, which errs high.
+    for the reply, which errs high. An ``image_url`` content part costs what
+    OpenAI bills a GPT-4o-class model (85 tokens in low detail, 170 per
+    512 px tile plus 85 in high; an image of unknown size 1445), any other
+    non-text part (``input_audio``, ``file``) a flat 1000.
 
     Args:
         messages: Chat messages (mappings with ``role``, ``content`` and
@@ -123,7 +150,7 @@ def estimate_tokens(messages: Iterable[Mapping[str, Any]] | str, model: str | No
         for key, value in message.items():
             if value is None:
                 continue
-            total += encode(_text(value))
+            total += _content(value, encode) if key == "content" else encode(_text(value))
             if key == "name":
                 total += 1
     return total
