@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: MIT
 from __future__ import annotations
 
+import dataclasses
+
 import httpx2
 import pytest
 from hypothesis import given
@@ -147,7 +149,34 @@ header_names = st.sampled_from(
 )
 
 
-@given(st.dictionaries(header_names, st.text(max_size=40), max_size=11))
+UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+duration_parts = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=999),
+        st.sampled_from(["", ".5", ".25"]),
+        st.sampled_from(sorted(UNITS)),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+def _render(parts: list[tuple[int, str, str]]) -> tuple[str, float]:
+    return (
+        "".join(f"{n}{frac}{unit}" for n, frac, unit in parts),
+        sum((n + float(f"0{frac}")) * UNITS[unit] for n, frac, unit in parts),
+    )
+
+
+#: Header values: any text, and numbers and durations that do parse.
+header_values = (
+    st.text(max_size=40)
+    | st.integers(min_value=0, max_value=2 * 10**9).map(str)
+    | duration_parts.map(lambda parts: _render(parts)[0])
+)
+
+
+@given(st.dictionaries(header_names, header_values, max_size=11))
 def test_parsers_never_raise(headers: dict[str, str]) -> None:
     """Arbitrary header values never make the parsers raise, and results are sane."""
     delay = parse_retry_after(headers, now=lambda: NOW)
@@ -164,8 +193,133 @@ def test_parsers_never_raise(headers: dict[str, str]) -> None:
         assert value is None or value >= 0
 
 
+#: Text no parser can read a number from: no digit of any script (float() reads those).
+junk = st.text(max_size=20).filter(lambda t: not any(c.isnumeric() for c in t))
+spaces = st.sampled_from(["", " ", "  "])
+
+
+@st.composite
+def count_value(draw: st.DrawFn) -> tuple[str, float | None]:
+    """A limit or remaining value: a plain number (maybe padded) and its value, or junk."""
+    if draw(st.booleans()):
+        return draw(junk), None
+    n = draw(st.integers(min_value=0, max_value=10**7))
+    if draw(st.booleans()):
+        return f"{draw(spaces)}{n}{draw(spaces)}", float(n)
+    return f"{n}.5", n + 0.5
+
+
+@st.composite
+def reset_value(draw: st.DrawFn, *, plain: bool) -> tuple[str, float | None]:
+    """A reset value (seconds, a duration, or for the plain header a Unix time) or junk."""
+    form = draw(st.sampled_from(["junk", "seconds", "ms", "minutes", "epoch" if plain else "s"]))
+    n = draw(st.integers(min_value=0, max_value=3599))
+    if form == "junk":
+        return draw(junk), None
+    if form == "seconds":
+        return str(n), float(n)
+    if form == "ms":
+        return f"{n}ms", n / 1000
+    if form == "minutes":
+        return f"{n // 60}m{n % 60}s", float(n)
+    if form == "epoch":
+        return str(int(NOW) + n), float(n)
+    return f"{n}s", float(n)
+
+
+@given(data=st.data(), present=st.sets(header_names))
+def test_each_field_is_its_own_header_else_the_plain_one(
+    data: st.DataObject, present: set[str]
+) -> None:
+    """In any mix of well-formed and malformed headers each field is read from its own
+    header; a request field whose header is missing or malformed takes the plain one's value."""
+    headers: dict[str, str] = {}
+    values: dict[str, float | None] = {}
+    for name in sorted(present - {"retry-after", "retry-after-ms"}):
+        if name.startswith("x-ratelimit-reset"):
+            value = reset_value(plain=name == "x-ratelimit-reset")
+        else:
+            value = count_value()
+        headers[name], values[name] = data.draw(value, label=name)
+    parsed = parse_rate_limit_headers(headers, now=lambda: NOW)
+
+    def field(kind: str, suffix: str = "") -> float | None:
+        specific = values.get(f"x-ratelimit-{kind}{suffix}")
+        return values.get(f"x-ratelimit-{kind}") if specific is None and suffix else specific
+
+    expected = RateLimitHeaders(
+        limit_requests=field("limit", "-requests"),
+        remaining_requests=field("remaining", "-requests"),
+        reset_requests=field("reset", "-requests"),
+        limit_tokens=field("limit-tokens"),
+        remaining_tokens=field("remaining-tokens"),
+        reset_tokens=field("reset-tokens"),
+    )
+    assert pytest.approx(dataclasses.astuple(expected)) == dataclasses.astuple(parsed)
+    assert (not any(v is not None for v in values.values())) == parsed.empty
+
+
+@given(
+    ms=st.none() | st.integers(min_value=0, max_value=10**6).map(str) | junk,
+    seconds=st.none() | st.integers(min_value=0, max_value=10**6).map(str) | junk,
+)
+def test_retry_after_takes_the_first_readable_header(ms: str | None, seconds: str | None) -> None:
+    """retry-after-ms when readable, else retry-after when readable, else no wait is known."""
+    headers = {k: v for k, v in (("retry-after-ms", ms), ("retry-after", seconds)) if v is not None}
+    if ms is not None and ms.isdigit():
+        expected: float | None = int(ms) / 1000
+    elif seconds is not None and seconds.isdigit():
+        expected = float(seconds)
+    else:
+        expected = None
+    assert expected == parse_retry_after(headers, now=lambda: NOW)
+
+
 @given(st.text(max_size=80))
 def test_duration_never_raises(text: str) -> None:
     """parse_duration returns None or a non-negative number for any text."""
     result = parse_duration(text)
     assert result is None or result >= 0
+
+
+@given(parts=duration_parts, pad=spaces)
+def test_any_sequence_of_parts_is_their_sum(parts: list[tuple[int, str, str]], pad: str) -> None:
+    """Number-and-unit parts in any order, repeated or not, add up (surrounding blanks ignored)."""
+    text, seconds = _render(parts)
+    assert seconds == pytest.approx(parse_duration(f"{pad}{text}{pad}"), rel=1e-9, abs=1e-12)
+
+
+@given(
+    parts=duration_parts,
+    corruption=st.sampled_from(
+        ["minus", "inner space", "trailing number", "unknown unit", "bare fraction", "too long"]
+    ),
+    data=st.data(),
+)
+def test_a_corrupted_duration_is_refused(
+    parts: list[tuple[int, str, str]], corruption: str, data: st.DataObject
+) -> None:
+    """A duration with a sign, a blank inside, a number without unit, an unknown unit,
+    a fraction without its integer part, or over 64 characters gives None."""
+    text, _ = _render(parts)
+    cut = data.draw(st.integers(min_value=0, max_value=len(parts) - 1), label="part")
+    head, _ = _render(parts[:cut])
+    tail, _ = _render(parts[cut:])
+    corrupted = {
+        "minus": f"-{text}",
+        "inner space": f"{head} {tail}" if head else f"{text} 1s",
+        "trailing number": f"{text}7",
+        "unknown unit": f"{head}3d{tail}",
+        "bare fraction": f"{head}.5s{tail}",
+        "too long": (text * 65)[:65],
+    }[corruption]
+    assert parse_duration(corrupted) is None, corrupted
+
+
+def test_any_mapping_is_read_case_insensitively() -> None:
+    """A read-only mapping with mixed-case names is parsed like a dict."""
+    from types import MappingProxyType
+
+    from llm_rate_limiter import parse_retry_after
+
+    assert 2.0 == parse_retry_after(MappingProxyType({"Retry-After": "2"}))

@@ -11,12 +11,15 @@ import openai
 import pytest
 
 from llm_rate_limiter import (
+    AttemptTimeoutError,
     BreakerPolicy,
     CircuitOpenError,
     MetricsCollector,
     RateLimits,
     ResiliencePolicy,
+    RetryErrorType,
     RetryPolicy,
+    classify_error,
 )
 from llm_rate_limiter.testing import FakeClock
 from tests.helpers import auth_error, rate_limit_error, server_error
@@ -112,13 +115,30 @@ class TestComposition:
 
     async def test_attempt_timeout(self) -> None:
         """An attempt slower than attempt_timeout is cut and classified as a timeout."""
-        policy = ResiliencePolicy("svc", retry=RetryPolicy(max_retries=0, attempt_timeout=0.01))
+        metrics = MetricsCollector()
+        policy = ResiliencePolicy(
+            "svc",
+            retry=RetryPolicy(max_retries=0, attempt_timeout=0.01),
+            breaker=BreakerPolicy(fail_max=1),
+            hook=metrics,
+        )
 
         async def hang() -> None:
             await asyncio.Event().wait()
 
-        with anyio.fail_after(5), pytest.raises(TimeoutError):
+        with anyio.fail_after(5), pytest.raises(AttemptTimeoutError) as caught:
             await policy.call(hang)
+        assert isinstance(caught.value, TimeoutError)
+        assert ("svc", 0.01) == (caught.value.service, caught.value.timeout)
+        assert RetryErrorType.TIMEOUT == classify_error(caught.value)
+        m = metrics.service_metrics("svc")
+        assert ({"timeout": 1}, 1, 1) == (
+            m["error_patterns"],
+            m["failed_attempts"],
+            m["failed_requests"],
+        )
+        assert policy.breaker is not None
+        assert "open" == policy.breaker.state  # a timeout is a failure the breaker counts
 
     async def test_cancellation_frees_everything(self, clock: FakeClock) -> None:
         """A call cancelled while queued or in flight never trips the breaker and is counted."""

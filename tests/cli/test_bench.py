@@ -72,6 +72,10 @@ class TestQuickRun:
             for client, figures in scenario["clients"].items():
                 assert calls == figures["calls"], (name, client)
                 assert calls == figures["successes"] + figures["failures"], (name, client)
+                # Every request sent was answered: served once, or refused with a 429 or 5xx.
+                assert figures["server_requests"] == (
+                    figures["successes"] + figures["server_429"] + figures["server_5xx"]
+                ), (name, client)
                 assert figures["server_requests"] >= calls, (name, client)
 
     def test_quota_retries(self, quick_run: dict[str, Any]) -> None:
@@ -86,7 +90,14 @@ class TestQuickRun:
         """Under the server's limit our client fails no call and draws at most 1% 429s."""
         ours = quick_run["report"]["scenarios"]["rate_limited"]["clients"]["ours"]
         assert (0, True) == (ours["failures"], ours["share_429"] <= 0.01)
-        assert 0 < ours["goodput"] <= 1.05
+        assert (40, 40) == (ours["successes"], ours["server_requests"])
+        # Goodput: successes over the server's burst plus its rate over the measured wall time.
+        assert round(40 / (20.0 + 20.0 * ours["wall_seconds"]), 3) == pytest.approx(
+            ours["goodput"], abs=0.002
+        )
+        # At most the server's capacity; at least half of it (twice the ideal time: a
+        # generous margin for a loaded machine, yet a limiter at half the rate falls under).
+        assert 0.5 <= ours["goodput"] <= 1.05
 
 
 class TestMetrics:

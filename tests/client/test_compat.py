@@ -49,7 +49,7 @@ async def test_seed_functions(
     client, server = default_client
     reply = await llmrl.openai_chat_limited(MESSAGES, max_retries=2, temperature=0.4)
     assert reply.choices[0].message.content
-    await llmrl.moonshot_chat_limited(MESSAGES)
+    moonshot_reply = await llmrl.moonshot_chat_limited(MESSAGES)
     assert 2 == server.stats().succeeded
     health = llmrl.get_health_status()
     assert {"openai", "moonshot"} <= set(health["services"])
@@ -61,8 +61,34 @@ async def test_seed_functions(
     assert {"openai", "moonshot"} <= set(llmrl.get_comprehensive_circuit_breaker_stats())
     with caplog.at_level(logging.INFO, logger="llm_rate_limiter"):
         summary = llmrl.log_monitoring_summary()
-    assert summary
-    assert any(r.name == "llm_rate_limiter" for r in caplog.records)
+    assert {
+        "event": "monitoring_summary",
+        "status": "healthy",
+        "health_score": 100.0,
+        "total_requests": 2,
+        "success_rate": 1.0,
+        "average_response_time": 0.0,  # the fake clock does not move during a call
+        "p95_latency": 0.0,
+        "retries": 0,
+        "denials": 0,
+        "breaker_openings": 0,
+        "issues_found": 0,
+        "issues": [],
+    } == {k: v for k, v in summary.items() if k != "services"}
+    assert reply.usage is not None
+    assert moonshot_reply.usage is not None
+    used = {"openai": reply.usage.total_tokens, "moonshot": moonshot_reply.usage.total_tokens}
+    assert {
+        name: {"status": "healthy", "requests": 1, "circuit_state": "closed", "tokens_used": n}
+        for name, n in used.items()
+    } == {
+        name: {k: s[k] for k in ("status", "requests", "circuit_state", "tokens_used")}
+        for name, s in summary["services"].items()
+    }
+    records = [r for r in caplog.records if r.name == "llm_rate_limiter"]
+    assert [("INFO", summary)] == [(r.levelname, r.llmrl) for r in records]  # type: ignore[attr-defined]
+    message = "llm_rate_limiter summary: status=healthy score=100.0 requests=2"
+    assert f"{message} success_rate=1.000 issues=0" == records[0].getMessage()
     breaker = client.policy("moonshot").breaker
     assert breaker is not None
     breaker.force_open()

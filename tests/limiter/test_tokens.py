@@ -52,16 +52,19 @@ class TestHeuristic:
         assert expected == estimate_tokens(messages)
 
     @pytest.mark.parametrize(
-        ("text", "known"),
+        ("text", "known", "heuristic"),
         [
-            # cl100k_base counts from OpenAI's cookbook ("How to count tokens with tiktoken").
-            ("tiktoken is great!", 6),
-            ("antidisestablishmentarianism", 6),
+            # cl100k_base counts from OpenAI's cookbook ("How to count tokens with tiktoken");
+            # the heuristic is ceil(characters / 3): 18 and 28 characters.
+            ("tiktoken is great!", 6, 6),
+            ("antidisestablishmentarianism", 6, 10),
         ],
     )
-    def test_errs_high_against_a_known_count(self, text, known):
-        """The heuristic never falls below the true cl100k_base count of a known text."""
-        assert estimate_tokens(text) >= known
+    def test_errs_high_against_a_known_count(self, text, known, heuristic):
+        """The heuristic is ceil(chars / 3): at or above the true count, below twice it."""
+        estimate = estimate_tokens(text)
+        assert heuristic == estimate
+        assert known <= estimate < 2 * known
 
     def test_unknown_model_falls_back(self):
         """A model tiktoken does not know uses the heuristic, and the decision is cached."""
@@ -71,20 +74,37 @@ class TestHeuristic:
 
 class TestTiktoken:
     def test_never_downloads(self, tmp_path, monkeypatch):
-        """With an empty tiktoken cache the download is refused and the heuristic used."""
+        """With an empty tiktoken cache the library refuses the download and uses the heuristic."""
         monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
         downloads: list[str] = []
+        refusals: list[str] = []
 
         def downloader(blobpath: str) -> bytes:
             downloads.append(blobpath)
             raise OSError(blobpath)
 
+        read_file_cached = tiktoken.load.read_file_cached
+
+        def watched(blobpath: str, expected_hash: str | None = None) -> bytes:
+            try:
+                return read_file_cached(blobpath, expected_hash)
+            except OSError as exc:
+                refusals.append(str(exc))
+                raise
+
         monkeypatch.setattr(tiktoken.load, "read_file", downloader)
+        monkeypatch.setattr(tiktoken.load, "read_file_cached", watched)
         assert 4 == estimate_tokens("abcdefghij", model="gpt-4o-mini")
         assert _tokens._ENCODERS["gpt-4o-mini"] is None
-        assert [] == downloads
-        assert downloader is tiktoken.load.read_file
+        # tiktoken really went for gpt-4o-mini's file and met the library's refusal.
+        assert ([], 1) == (downloads, len(refusals))
+        assert refusals[0].startswith("llm_rate_limiter never downloads tiktoken files")
+        assert "o200k_base.tiktoken" in refusals[0]
         assert [] == list(tmp_path.iterdir())
+        # Afterwards tiktoken's own reader is back: a later read reaches it.
+        with pytest.raises(OSError, match="after"):
+            tiktoken.load.read_file("after")
+        assert ["after"] == downloads
 
     def test_known_model_counts_with_its_encoding(self, monkeypatch):
         """A model whose encoding loads offline is counted with it (here one token per byte)."""

@@ -103,9 +103,33 @@ class TestFirstAttempt:
         script = Script()
         stats = RetryCallStats()
 
-        result = await make(clock).run(script, stats=stats)
+        retrier = make(clock)
+        result = await retrier.run(script, stats=stats)
 
-        assert ("ok", 1, [], 1, 0.0) == (result, script.calls, clock.sleeps, stats.attempts, 0.0)
+        assert ("ok", 1, [], 1, 0.0, []) == (
+            result,
+            script.calls,
+            clock.sleeps,
+            stats.attempts,
+            stats.waited,
+            stats.errors,
+        )
+        assert (
+            RetryStatistics(
+                calls=1,
+                attempts=1,
+                retries=0,
+                successes=1,
+                successes_on_retry=0,
+                retried_calls=0,
+                success_on_retry_rate=0.0,
+                total_wait=0.0,
+                error_types={},
+                give_ups=0,
+                budget_refusals=0,
+            )
+            == retrier.statistics()
+        )
 
     @pytest.mark.parametrize(
         "error",
