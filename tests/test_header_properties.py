@@ -120,7 +120,8 @@ class TestRateLimitHeaders:
         """OpenAI's limit, remaining and reset headers, in any case, in a dict or httpx2.Headers."""
         headers, expected = sample
         parsed = parse_rate_limit_headers(httpx2.Headers(headers) if as_httpx else headers)
-        assert pytest.approx(expected, rel=1e-12, abs=1e-15) == dataclasses.asdict(parsed)
+        fields = {k: v for k, v in dataclasses.asdict(parsed).items() if k in expected}
+        assert pytest.approx(expected, rel=1e-12, abs=1e-15) == fields
 
     @_FAST
     @given(
@@ -170,7 +171,8 @@ class TestRateLimitHeaders:
             "X-RateLimit-Reset": go_duration(reset),
         }
         parsed = parse_rate_limit_headers(headers)
-        assert pytest.approx(expected, rel=1e-12, abs=1e-15) == dataclasses.asdict(parsed)
+        fields = {k: v for k, v in dataclasses.asdict(parsed).items() if k in expected}
+        assert pytest.approx(expected, rel=1e-12, abs=1e-15) == fields
 
 
 def http_date(timestamp: float) -> str:

@@ -20,10 +20,12 @@ from ._errors import (
     is_retryable,
 )
 from ._headers import (
+    RATE_LIMIT_DIALECTS,
     RateLimitHeaders,
     parse_duration,
     parse_rate_limit_headers,
     parse_retry_after,
+    parse_retry_delay,
 )
 from ._hooks import NULL_HOOK, CallOutcome, MetricsHook, NullHook
 from ._policy import ResiliencePolicy
@@ -90,6 +92,7 @@ from .retry import (
 
 __all__ = [
     "NULL_HOOK",
+    "RATE_LIMIT_DIALECTS",
     "RETRYABLE_BY_DEFAULT",
     "SYSTEM_CLOCK",
     "AsyncCircuitBreaker",
@@ -152,6 +155,7 @@ __all__ = [
     "parse_duration",
     "parse_rate_limit_headers",
     "parse_retry_after",
+    "parse_retry_delay",
     "rate_limited",
     "register_prometheus",
     "reset_all",

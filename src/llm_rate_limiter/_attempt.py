@@ -23,7 +23,7 @@ import openai
 
 from ._clock import Clock
 from ._errors import RetryErrorType, classify_error, is_quota_error
-from ._headers import parse_retry_after
+from ._headers import parse_retry_after, parse_retry_delay
 from ._hooks import MetricsHook
 from .breaker import AsyncCircuitBreaker
 from .exceptions import AttemptTimeoutError, CircuitOpenError, DeadlineExceededError
@@ -58,7 +58,10 @@ def rate_limit_hint(exc: BaseException) -> tuple[float | None, Any] | None:
     """
     if isinstance(exc, openai.APIStatusError) and exc.status_code == 429:
         headers = exc.response.headers
-        return parse_retry_after(headers), headers
+        wait = parse_retry_after(headers)
+        if wait is None:  # some providers say it in the body only (Gemini's RetryInfo)
+            wait = parse_retry_delay(exc.body)
+        return wait, headers
     return None
 
 

@@ -1,55 +1,44 @@
 # SPDX-License-Identifier: MIT
 """
-Parse the rate-limit headers providers send.
+Parse the rate-limit headers providers send, in every dialect, into one model.
 
-``retry-after`` (seconds or an HTTP date), ``retry-after-ms``, OpenAI's
+``retry-after`` (seconds or an HTTP date), ``retry-after-ms`` and Azure's
+``x-ms-retry-after-ms``; and the limits of each dialect (`_dialects`: OpenAI's
 ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` with durations such
-as ``"1s"``, ``"20ms"``, ``"6m0s"``, and the plain ``x-ratelimit-limit``,
-``-remaining``, ``-reset`` some providers send. Malformed values give None,
-never an exception.
+as ``"1s"``, ``"20ms"``, ``"6m0s"``, Moonshot's plain ``x-ratelimit-limit``,
+``-remaining``, ``-reset``, Groq's per-day requests, Together's per-second
+limits, Azure's remaining counts, the IETF ``RateLimit``/``RateLimit-Policy``
+fields) read into `RateLimitHeaders`, with the window each limit applies to.
+Gemini sends no header: `parse_retry_delay` reads its 429 body. Malformed
+values give None, never an exception.
 """
 
 from __future__ import annotations
 
-import functools
-import math
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
+from ._dialects import (
+    RATE_LIMIT_DIALECTS,
+    detect_dialect,
+    duration,
+    finite_non_negative,
+    get,
+    read_dialect,
+    retry_delay,
+)
+
 __all__ = [
+    "RATE_LIMIT_DIALECTS",
     "RateLimitHeaders",
     "parse_duration",
     "parse_rate_limit_headers",
     "parse_retry_after",
+    "parse_retry_delay",
     "server_pause",
 ]
-
-_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
-_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|us|µs|ns|h|m|s))+")
-# Plain "reset" values above this are Unix timestamps, not durations.
-_EPOCH_THRESHOLD = 1_000_000_000.0
-
-
-def _finite_non_negative(value: float) -> float | None:
-    if math.isfinite(value) and value >= 0:
-        return value
-    return None
-
-
-@functools.lru_cache(maxsize=512)
-def _parse_duration_text(text: str) -> float | None:
-    try:
-        return _finite_non_negative(float(text))
-    except ValueError:
-        pass
-    if not _DURATION.fullmatch(text):
-        return None
-    total = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(text))
-    return _finite_non_negative(total)
 
 
 def parse_duration(value: str | None) -> float | None:
@@ -67,12 +56,7 @@ def parse_duration(value: str | None) -> float | None:
 
     .. versionadded:: 0.1.0
     """
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if not text or len(text) > 64:
-        return None
-    return _parse_duration_text(text)
+    return duration(value)
 
 
 def _lower(headers: Mapping[str, str]) -> Mapping[str, str]:
@@ -92,12 +76,15 @@ def _lower(headers: Mapping[str, str]) -> Mapping[str, str]:
         return headers
 
 
-def _get(headers: Mapping[str, str], name: str) -> str | None:
-    try:
-        value = headers.get(name)
-    except Exception:
+def _milliseconds(headers: Mapping[str, str], name: str) -> float | None:
+    raw = get(headers, name)
+    if raw is None:
         return None
-    return value if isinstance(value, str) else None
+    try:
+        ms = finite_non_negative(float(raw))
+    except ValueError:
+        return None
+    return None if ms is None else ms / 1000.0
 
 
 def parse_retry_after(
@@ -106,8 +93,8 @@ def parse_retry_after(
     """
     Read how long the server asks the client to wait, in seconds.
 
-    ``retry-after-ms`` wins over ``retry-after``; ``retry-after`` may be
-    (float) seconds or an HTTP date.
+    ``retry-after-ms`` wins, then Azure's ``x-ms-retry-after-ms``, then
+    ``retry-after``, which may be (float) seconds or an HTTP date.
 
     Args:
         headers: Response headers (an ``httpx2.Headers`` or any mapping).
@@ -117,21 +104,18 @@ def parse_retry_after(
         Seconds to wait, or None when absent or malformed.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``x-ms-retry-after-ms`` is read.
     """
     headers = _lower(headers)
-    raw_ms = _get(headers, "retry-after-ms")
-    if raw_ms is not None:
-        try:
-            ms = _finite_non_negative(float(raw_ms))
-        except ValueError:
-            ms = None
-        if ms is not None:
-            return ms / 1000.0
-    raw = _get(headers, "retry-after")
+    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+        seconds = _milliseconds(headers, name)
+        if seconds is not None:
+            return seconds
+    raw = get(headers, "retry-after")
     if raw is None:
         return None
     try:
-        return _finite_non_negative(float(raw))
+        return finite_non_negative(float(raw))
     except ValueError:
         pass
     try:
@@ -151,15 +135,26 @@ class RateLimitHeaders:
     """
     What the provider says about its limits in one response.
 
+    A limit counts requests (or tokens) per its window: OpenAI's per minute
+    (window 60), Groq's requests per day (86400), Together's per second (1),
+    an IETF policy's ``w``. `requests_per_minute` and `tokens_per_minute` put
+    every dialect on the same scale.
+
     Attributes:
-        limit_requests: Requests allowed per window.
+        limit_requests: Requests allowed per ``request_window``.
         remaining_requests: Requests left in the window.
         reset_requests: Seconds until the request window resets.
-        limit_tokens: Tokens allowed per window.
+        limit_tokens: Tokens allowed per ``token_window``.
         remaining_tokens: Tokens left in the window.
         reset_tokens: Seconds until the token window resets.
+        request_window: Seconds the request limit applies to; None when unknown
+            (or no request value was read).
+        token_window: Seconds the token limit applies to; None likewise.
+        dialect: The dialect the values were read in (one of
+            `RATE_LIMIT_DIALECTS`); None when nothing was read.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``request_window``, ``token_window`` and ``dialect``.
     """
 
     limit_requests: float | None = None
@@ -168,6 +163,9 @@ class RateLimitHeaders:
     limit_tokens: float | None = None
     remaining_tokens: float | None = None
     reset_tokens: float | None = None
+    request_window: float | None = None
+    token_window: float | None = None
+    dialect: str | None = None
 
     @property
     def empty(self) -> bool:
@@ -184,69 +182,85 @@ class RateLimitHeaders:
             )
         )
 
+    @property
+    def requests_per_minute(self) -> float | None:
+        """
+        The request limit per minute, whatever its window; None when limit or window is unknown.
+
+        .. versionadded:: 0.2.0
+        """
+        return _per_minute(self.limit_requests, self.request_window)
+
+    @property
+    def tokens_per_minute(self) -> float | None:
+        """
+        The token limit per minute, whatever its window; None when limit or window is unknown.
+
+        .. versionadded:: 0.2.0
+        """
+        return _per_minute(self.limit_tokens, self.token_window)
+
+
+def _per_minute(limit: float | None, window: float | None) -> float | None:
+    if limit is None or not window:
+        return None
+    return limit * 60.0 / window
+
 
 _NO_HEADERS = RateLimitHeaders()
-
-
-def _number(headers: Mapping[str, str], name: str) -> float | None:
-    raw = _get(headers, name)
-    if raw is None:
-        return None
-    try:
-        return _finite_non_negative(float(raw.strip()))
-    except ValueError:
-        return None
-
-
-def _reset(headers: Mapping[str, str], name: str, now: Callable[[], float]) -> float | None:
-    seconds = parse_duration(_get(headers, name))
-    if seconds is not None and seconds > _EPOCH_THRESHOLD:
-        return max(0.0, seconds - now())
-    return seconds
+_NOTHING = (None,) * 8
 
 
 def parse_rate_limit_headers(
-    headers: Mapping[str, str], *, now: Callable[[], float] = time.time
+    headers: Mapping[str, str],
+    *,
+    now: Callable[[], float] = time.time,
+    dialect: str | None = None,
 ) -> RateLimitHeaders:
     """
-    Parse the ``x-ratelimit-*`` headers of a response.
+    Parse the rate-limit headers of a response, in *dialect* or the one they are in.
 
-    The plain ``x-ratelimit-limit``/``-remaining``/``-reset`` headers fill the
-    request fields when the ``-requests`` ones are absent; a plain reset larger
+    Without *dialect* it is detected from the header names (see `_dialects`);
+    with one, the headers are read as that dialect only, so a provider whose
+    headers look like another's is never misread. In the ``openai`` dialect
+    the plain ``x-ratelimit-limit``/``-remaining``/``-reset`` headers fill the
+    request fields the ``-requests`` ones leave empty; a plain reset larger
     than 10^9 is read as a Unix timestamp.
 
     Args:
         headers: Response headers (an ``httpx2.Headers`` or any mapping).
         now: Wall clock, for reset timestamps.
+        dialect: One of `RATE_LIMIT_DIALECTS`, or None to detect it.
 
     Returns:
-        The parsed values; a field is None when absent or malformed.
+        The parsed values; a field is None when absent or malformed. A response
+        with nothing to read gives an empty value whose ``dialect`` is None.
+
+    Raises:
+        ValueError: *dialect* is not one of `RATE_LIMIT_DIALECTS`.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``dialect=``; every dialect, and the windows.
     """
+    if dialect is not None and dialect not in RATE_LIMIT_DIALECTS:
+        msg = f"unknown rate-limit dialect {dialect!r}; expected one of {RATE_LIMIT_DIALECTS}"
+        raise ValueError(msg)
     headers = _lower(headers)
     if not headers:
         return _NO_HEADERS
-    limit_requests = _number(headers, "x-ratelimit-limit-requests")
-    remaining_requests = _number(headers, "x-ratelimit-remaining-requests")
-    reset_requests = _reset(headers, "x-ratelimit-reset-requests", now)
-    if limit_requests is None:
-        limit_requests = _number(headers, "x-ratelimit-limit")
-    if remaining_requests is None:
-        remaining_requests = _number(headers, "x-ratelimit-remaining")
-    if reset_requests is None:
-        reset_requests = _reset(headers, "x-ratelimit-reset", now)
-    return RateLimitHeaders(
-        limit_requests=limit_requests,
-        remaining_requests=remaining_requests,
-        reset_requests=reset_requests,
-        limit_tokens=_number(headers, "x-ratelimit-limit-tokens"),
-        remaining_tokens=_number(headers, "x-ratelimit-remaining-tokens"),
-        reset_tokens=_reset(headers, "x-ratelimit-reset-tokens", now),
-    )
+    if dialect is None:
+        dialect = detect_dialect(headers)
+        if dialect is None:
+            return _NO_HEADERS
+    reading = read_dialect(headers, dialect, now)
+    if reading == _NOTHING:
+        return _NO_HEADERS
+    return RateLimitHeaders(*reading, dialect=dialect)
 
 
-def server_pause(headers: Mapping[str, str], retry_after: float | None = None) -> float | None:
+def server_pause(
+    headers: Mapping[str, str], retry_after: float | None = None, *, dialect: str | None = None
+) -> float | None:
     """
     How long a 429 asks the client to pause: *retry_after* (when known), else
     ``retry-after(-ms)``, else the reset of an exhausted requests or tokens window.
@@ -254,18 +268,20 @@ def server_pause(headers: Mapping[str, str], retry_after: float | None = None) -
     Args:
         headers: The 429 response's headers.
         retry_after: A wait already parsed from them, if any.
+        dialect: The provider's rate-limit dialect, or None to detect it.
 
     Returns:
         Seconds, or None when the response says nothing usable.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``dialect=``.
     """
     if retry_after is not None:
         return retry_after
     pause = parse_retry_after(headers)
     if pause is not None:
         return pause
-    seen = parse_rate_limit_headers(headers)
+    seen = parse_rate_limit_headers(headers, dialect=dialect)
     resets = [
         reset
         for remaining, reset in (
@@ -275,3 +291,24 @@ def server_pause(headers: Mapping[str, str], retry_after: float | None = None) -
         if remaining is not None and remaining < 1.0 and reset is not None
     ]
     return max(resets, default=None)
+
+
+def parse_retry_delay(body: object) -> float | None:
+    """
+    The ``retryDelay`` of a Google ``RESOURCE_EXHAUSTED`` error body, in seconds.
+
+    Gemini's 429 carries no header: its body's ``details`` hold a
+    ``google.rpc.RetryInfo`` with a protobuf duration (``"43s"``, ``"0.5s"``).
+    The body may be the decoded JSON, ``{"error": {...}}``, the unwrapped error
+    (an SDK's ``exc.body``), a list of those (Gemini's OpenAI-compatible
+    endpoint), or its raw text.
+
+    Args:
+        body: The error body.
+
+    Returns:
+        Seconds, or None when the body has no readable retry delay.
+
+    .. versionadded:: 0.2.0
+    """
+    return retry_delay(body)

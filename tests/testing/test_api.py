@@ -200,11 +200,19 @@ class TestTokenLimit:
             stats.rate_limited_by_type,
         )
 
-    async def test_no_limit_no_headers(self, make_client):
-        """Without configured limits no x-ratelimit header is sent."""
+    async def test_no_limit_still_announces_limits(self, make_client):
+        """Without configured limits all six x-ratelimit headers announce the unlimited defaults."""
         async with FaultServer() as server:
             raw = await create(make_client(server))
-        assert [] == [h for h in raw.headers if h.startswith("x-ratelimit")]
+        expected = {
+            "x-ratelimit-limit-requests": "1000000",
+            "x-ratelimit-remaining-requests": "1000000",
+            "x-ratelimit-reset-requests": "0s",
+            "x-ratelimit-limit-tokens": "1000000000",
+            "x-ratelimit-remaining-tokens": "1000000000",
+            "x-ratelimit-reset-tokens": "0s",
+        }
+        assert expected == {h: v for h, v in raw.headers.items() if h.startswith("x-ratelimit")}
 
 
 class TestConcurrencyLimit:

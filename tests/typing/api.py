@@ -29,6 +29,11 @@ def headers(h: dict[str, str]) -> float | None:
     parsed: llmrl.RateLimitHeaders = llmrl.parse_rate_limit_headers(h)
     delay: float | None = llmrl.parse_retry_after(h)
     duration: float | None = llmrl.parse_duration("6m0s")
+    groq = llmrl.parse_rate_limit_headers(h, dialect="groq")
+    window: float | None = groq.request_window
+    body: float | None = llmrl.parse_retry_delay({"error": {"details": []}})
+    dialects: frozenset[str] | tuple[str, ...] = llmrl.RATE_LIMIT_DIALECTS
+    assert window is None or body is None or dialects
     return parsed.remaining_requests if delay is None else (duration or delay)
 
 

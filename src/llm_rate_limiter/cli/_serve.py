@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConfigurationError
-from ..testing._server_config import FAULT_RATE_FIELDS
+from ..testing._server_config import DIALECTS, FAULT_RATE_FIELDS
 
 if TYPE_CHECKING:
     from ..testing import FaultConfig
@@ -152,9 +152,13 @@ def register(subparsers: Any) -> None:
             )
     parser.add_argument(
         "--dialect",
-        choices=("openai", "moonshot"),
+        choices=DIALECTS,
         default=None,
-        help="error bodies in this provider's style: moonshot's have a type, no code "
+        help="rate-limit headers and error bodies in this provider's style: openai sends "
+        "all six x-ratelimit-* headers, moonshot and plain x-ratelimit-limit/-remaining/-reset "
+        "(moonshot's error bodies have a type, no code), groq requests per day, together "
+        "per-second limits, azure remaining counts and x-ms-retry-after-ms, ietf "
+        "RateLimit/RateLimit-Policy, gemini no header but a retryDelay in its 429 body "
         "(default: openai)",
     )
     parser.add_argument(

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import openai
 
+from .._headers import RATE_LIMIT_DIALECTS
 from .._validate import check_number
 from ..breaker import BreakerPolicy
 from ..exceptions import ConfigurationError
@@ -79,9 +80,16 @@ class ProviderConfig:
         timeout: The HTTP timeout of one request, in seconds.
         extra_headers: Headers sent with every request.
         fallback_codes: Error codes/types after which the call moves to a fallback.
+        rate_limit_dialect: How the provider announces its limits, one of
+            `RATE_LIMIT_DIALECTS` (``"openai"``, ``"plain"``, ``"groq"``,
+            ``"together"``, ``"azure"``, ``"ietf"``, ``"gemini"``); None detects it
+            from the headers of each response. Name it when the provider's headers
+            look like another's (Groq's per-day limits behind a proxy that drops
+            ``x-groq-region``, Together's without token headers).
         http_client: An ``httpx2.AsyncClient`` to use (tests and benchmarks).
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``rate_limit_dialect``.
     """
 
     name: str
@@ -94,6 +102,7 @@ class ProviderConfig:
     timeout: float = 60.0
     extra_headers: Mapping[str, str] = field(default_factory=dict)
     fallback_codes: frozenset[str] = DEFAULT_FALLBACK_CODES
+    rate_limit_dialect: str | None = None
     http_client: httpx2.AsyncClient | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -104,6 +113,13 @@ class ProviderConfig:
             msg = f"must start with http:// or https://, got {self.base_url!r}"
             raise ConfigurationError("base_url", msg)
         check_number("timeout", self.timeout, minimum=0.0, inclusive=False)
+        dialect = self.rate_limit_dialect
+        if dialect is not None and dialect not in RATE_LIMIT_DIALECTS:
+            msg = (
+                f"must be one of {', '.join(RATE_LIMIT_DIALECTS)}, or None to detect it "
+                f"from the headers; got {dialect!r}"
+            )
+            raise ConfigurationError("rate_limit_dialect", msg)
 
     def __repr__(self) -> str:
         return (
@@ -129,6 +145,8 @@ class ProviderConfig:
         """
         The OpenAI profile: the seed's retry defaults (2 retries, 2 s base, 45 s cap).
 
+        Its limits are read in the ``"openai"`` dialect.
+
         Settings come from ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and the
         ``LLMRL_*``/``LLMRL_OPENAI_*`` variables; *overrides* win.
         """
@@ -140,6 +158,7 @@ class ProviderConfig:
             env,
             model="gpt-4o-mini",
             limits=RateLimits(requests_per_minute=500, tokens_per_minute=200_000),
+            rate_limit_dialect="openai",
             overrides=overrides,
         )
 
@@ -154,8 +173,10 @@ class ProviderConfig:
         """
         The Moonshot (Kimi) profile: the seed's retry defaults (3 retries, 1 s base, 30 s cap).
 
-        Moonshot also limits concurrency. Settings come from ``MOONSHOT_API_KEY``,
-        ``MOONSHOT_BASE_URL`` and ``LLMRL_*``/``LLMRL_MOONSHOT_*``; *overrides* win.
+        Moonshot also limits concurrency; its limits are read in the ``"plain"``
+        dialect (``X-RateLimit-Limit``/``-Remaining``/``-Reset``). Settings come
+        from ``MOONSHOT_API_KEY``, ``MOONSHOT_BASE_URL`` and
+        ``LLMRL_*``/``LLMRL_MOONSHOT_*``; *overrides* win.
         """
         env = os.environ if environ is None else environ
         return cls._profile(
@@ -167,6 +188,7 @@ class ProviderConfig:
             limits=RateLimits(
                 requests_per_minute=200, tokens_per_minute=128_000, max_concurrency=50
             ),
+            rate_limit_dialect="plain",
             overrides=overrides,
         )
 
@@ -183,7 +205,14 @@ class ProviderConfig:
         """Any OpenAI-compatible endpoint; ``LLMRL_<NAME>_*`` variables apply."""
         env = os.environ if environ is None else environ
         return cls._profile(
-            name, base_url, api_key, env, model=None, limits=None, overrides=overrides
+            name,
+            base_url,
+            api_key,
+            env,
+            model=None,
+            limits=None,
+            rate_limit_dialect=None,
+            overrides=overrides,
         )
 
     @classmethod
@@ -196,6 +225,7 @@ class ProviderConfig:
         *,
         model: str | None,
         limits: RateLimits | None,
+        rate_limit_dialect: str | None,
         overrides: Mapping[str, Any],
     ) -> ProviderConfig:
         values: dict[str, Any] = {
@@ -206,6 +236,7 @@ class ProviderConfig:
             "limits": _limits(name, env, limits),
             "retry": RetryPolicy.for_service(name, environ=env),
             "breaker": BreakerPolicy.from_env(name, environ=env),
+            "rate_limit_dialect": rate_limit_dialect,
         }
         values.update(overrides)
         return cls(**values)

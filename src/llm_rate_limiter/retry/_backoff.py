@@ -5,7 +5,7 @@ Wait arithmetic: exponential backoff with jitter, and the server's Retry-After.
 `calculate_backoff_delay` is the seed's function: capped exponential backoff
 plus up to 10% of additive jitter. `backoff_delay` is what `RetryPolicy` uses:
 full jitter. `server_retry_after` reads ``retry-after-ms``/``retry-after``
-from an SDK or HTTP error.
+(or a Gemini body's ``retryDelay``) from an SDK or HTTP error.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable
 import httpx2
 import openai
 
-from .._headers import parse_retry_after
+from .._headers import parse_retry_after, parse_retry_delay
 from ..exceptions import ConfigurationError
 
 __all__ = [
@@ -103,17 +103,33 @@ def server_retry_after(exc: BaseException) -> float | None:
     """
     The wait the server asked for in the response that *exc* carries, if any.
 
-    Reads ``retry-after-ms`` (which wins) and ``retry-after`` from
-    ``exc.response.headers`` of `openai.APIStatusError` and
-    `httpx2.HTTPStatusError`.
+    Reads ``retry-after-ms`` (which wins), ``x-ms-retry-after-ms`` and
+    ``retry-after`` from ``exc.response.headers`` of `openai.APIStatusError`
+    and `httpx2.HTTPStatusError`; without them, the ``retryDelay`` of a
+    Google ``RESOURCE_EXHAUSTED`` body (Gemini sends no header).
 
     Returns:
-        Seconds, or None when there is no such header (or no response).
+        Seconds, or None when the response asks for no wait (or there is none).
+
+    .. versionchanged:: 0.2.0 a Gemini body's ``retryDelay`` is read.
     """
     if isinstance(exc, openai.APIStatusError | httpx2.HTTPStatusError):
         try:
             headers = exc.response.headers
         except Exception:  # pragma: no cover -- defensive: a response without headers
             return None
-        return parse_retry_after(headers)
+        wait = parse_retry_after(headers)
+        if wait is None and exc.response.status_code == 429:
+            wait = parse_retry_delay(_body(exc))
+        return wait
     return None
+
+
+def _body(exc: openai.APIStatusError | httpx2.HTTPStatusError) -> object:
+    """The error body: the SDK's decoded one, else the response's text when it was read."""
+    if isinstance(exc, openai.APIStatusError):
+        return exc.body
+    try:
+        return exc.response.text
+    except Exception:  # a streamed response not read: no body to look at
+        return None

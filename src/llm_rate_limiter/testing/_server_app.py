@@ -20,6 +20,7 @@ from .._clock import Clock
 from ..exceptions import ConfigurationError
 from ._server_bodies import chunk_events, completion, error_body, estimate_prompt_tokens
 from ._server_config import apply_changes
+from ._server_dialects import retry_headers
 from ._server_responses import (
     AbortResponse,
     EventStreamResponse,
@@ -41,13 +42,6 @@ def _bearer(request: Request) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
-
-
-def _retry_headers(wait: float) -> list[tuple[bytes, bytes]]:
-    return [
-        (b"retry-after", str(max(1, math.ceil(wait))).encode()),
-        (b"retry-after-ms", f"{wait * 1000.0:.3f}".rstrip("0").rstrip(".").encode()),
-    ]
 
 
 class FaultApp:
@@ -145,8 +139,9 @@ class FaultApp:
         verdict = state.admit(key, cost)
         if verdict.refused is not None:
             stats.rate_limited(second, verdict.refused)
-            headers = verdict.headers + _retry_headers(verdict.wait)
-            return json_response(429, error_body(verdict.refused, config.dialect), headers)
+            headers = verdict.headers + retry_headers(config.dialect, verdict.wait)
+            body = error_body(verdict.refused, config.dialect, verdict.wait)
+            return json_response(429, body, headers)
         stats.accepted(second, cost)
         return await self._serve(body, key, prompt, reply, verdict.headers)
 

@@ -116,13 +116,60 @@ def estimate_prompt_tokens(messages: object) -> int:
     return total
 
 
-def error_body(kind: str, dialect: str) -> bytes:
-    """The JSON error body of *kind* in *dialect* (``"openai"`` or ``"moonshot"``)."""
+# kind -> (HTTP status, google.rpc status) of Gemini's errors.
+_GOOGLE: dict[str, tuple[int, str]] = {
+    "requests": (429, "RESOURCE_EXHAUSTED"),
+    "tokens": (429, "RESOURCE_EXHAUSTED"),
+    "concurrency": (429, "RESOURCE_EXHAUSTED"),
+    "insufficient_quota": (429, "RESOURCE_EXHAUSTED"),
+    "unauthorized": (401, "UNAUTHENTICATED"),
+    "server_error": (500, "INTERNAL"),
+    "overloaded": (503, "UNAVAILABLE"),
+    "bad_request": (400, "INVALID_ARGUMENT"),
+}
+_GOOGLE_TYPE = "type.googleapis.com/google.rpc."
+_QUOTA_IDS = {
+    "requests": "GenerateRequestsPerMinutePerProjectPerModel",
+    "tokens": "GenerateContentInputTokensPerModelPerMinute",
+    "concurrency": "GenerateRequestsPerMinutePerProjectPerModel",
+    "insufficient_quota": "GenerateRequestsPerDayPerProjectPerModel",
+}
+
+
+def error_body(kind: str, dialect: str, retry_delay: float | None = None) -> bytes:
+    """
+    The JSON error body of *kind* in *dialect*.
+
+    ``"moonshot"`` bodies have a type and no code; ``"gemini"`` ones are
+    Google's, wrapped in a list as its OpenAI-compatible endpoint sends them,
+    a 429 with the wait *retry_delay* in a ``google.rpc.RetryInfo``; every
+    other dialect gets OpenAI's.
+    """
     openai_type, code, moonshot_type, message = _ERRORS[kind]
     if dialect == "moonshot":
         return json.dumps({"error": {"message": message, "type": moonshot_type}}).encode()
+    if dialect == "gemini":
+        return json.dumps([{"error": _google_error(kind, message, retry_delay)}]).encode()
     error = {"message": message, "type": openai_type, "param": None, "code": code}
     return json.dumps({"error": error}).encode()
+
+
+def _google_error(kind: str, message: str, retry_delay: float | None) -> dict[str, Any]:
+    status, name = _GOOGLE[kind]
+    quota = _QUOTA_IDS.get(kind)
+    if quota is not None:
+        message = "Resource has been exhausted (e.g. check quota)."
+    error: dict[str, Any] = {"code": status, "message": message, "status": name}
+    if quota is not None:
+        violation = {"quotaMetric": "generativelanguage.googleapis.com/mock", "quotaId": quota}
+        details: list[dict[str, Any]] = [
+            {"@type": _GOOGLE_TYPE + "QuotaFailure", "violations": [violation]}
+        ]
+        if retry_delay is not None:
+            delay = f"{max(0.0, retry_delay):.3f}".rstrip("0").rstrip(".") + "s"
+            details.append({"@type": _GOOGLE_TYPE + "RetryInfo", "retryDelay": delay})
+        error["details"] = details
+    return error
 
 
 def _words(n: int) -> list[str]:

@@ -13,9 +13,32 @@ from typing import Any, Literal
 from .._validate import check_number
 from ..exceptions import ConfigurationError
 
-__all__ = ["FAULT_RATE_FIELDS", "FaultConfig", "apply_changes"]
+__all__ = [
+    "DIALECTS",
+    "FAULT_RATE_FIELDS",
+    "UNLIMITED_REQUESTS_PER_MINUTE",
+    "UNLIMITED_TOKENS_PER_MINUTE",
+    "FaultConfig",
+    "apply_changes",
+]
 
-Dialect = Literal["openai", "moonshot"]
+Dialect = Literal["openai", "moonshot", "plain", "groq", "together", "azure", "ietf", "gemini"]
+#: The providers' ways of announcing limits and errors the server can play.
+DIALECTS: tuple[str, ...] = (
+    "openai",
+    "moonshot",
+    "plain",
+    "groq",
+    "together",
+    "azure",
+    "ietf",
+    "gemini",
+)
+#: What a dimension without a limit announces, per minute: headers on every
+#: response, as OpenAI sends them, above any real tier (OpenAI's tier 5 stops at
+#: 30,000 requests and 150M tokens a minute), so no local limit looks too high.
+UNLIMITED_REQUESTS_PER_MINUTE = 1_000_000
+UNLIMITED_TOKENS_PER_MINUTE = 1_000_000_000
 
 #: The probability fields, in the order one uniform draw is mapped onto them.
 FAULT_RATE_FIELDS: tuple[str, ...] = (
@@ -62,7 +85,19 @@ class FaultConfig:
         malformed_rate: Probability of a 200 reply with a broken JSON body.
         insufficient_quota: Answer every request with a 429 ``insufficient_quota``.
         unauthorized: Answer every request with a 401 ``invalid_api_key``.
-        dialect: ``"openai"`` or ``"moonshot"`` error bodies.
+        dialect: The provider the server plays, in its rate-limit headers and error
+            bodies (`DIALECTS`): ``"openai"`` all six ``x-ratelimit-*`` on every
+            response (per minute), ``"moonshot"`` Moonshot's error bodies and plain
+            headers, ``"plain"`` ``x-ratelimit-limit``/``-remaining``/``-reset``
+            (per minute), ``"groq"`` OpenAI's names with requests per day and
+            ``x-groq-region``, ``"together"`` per-second ``x-ratelimit-*`` and
+            ``x-tokenlimit-*``, ``"azure"`` remaining counts only and
+            ``x-ms-retry-after-ms``, ``"ietf"`` ``RateLimit``/``RateLimit-Policy``
+            (``w=1`` for ``rps``, else 60), ``"gemini"`` no header, a Google
+            ``RESOURCE_EXHAUSTED`` body with a ``retryDelay``. A dimension without
+            a limit announces `UNLIMITED_REQUESTS_PER_MINUTE` /
+            `UNLIMITED_TOKENS_PER_MINUTE` (in the dialect's window), always
+            fully remaining.
         outages: Scheduled outage windows as ``(start, duration)`` seconds after start.
         seed: Seed of the server's random generator (None: unseeded).
         model: Model name reported when a request names none.
@@ -71,6 +106,7 @@ class FaultConfig:
         ConfigurationError: A setting is out of range; its name is in the error.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 every dialect of `DIALECTS`; unlimited dimensions announce limits too.
     """
 
     rpm: float | None = None
@@ -128,8 +164,8 @@ class FaultConfig:
             if not isinstance(getattr(self, name), bool):
                 msg = f"must be true or false, got {getattr(self, name)!r}"
                 raise ConfigurationError(name, msg)
-        if self.dialect not in ("openai", "moonshot"):
-            msg = f"must be 'openai' or 'moonshot', got {self.dialect!r}"
+        if self.dialect not in DIALECTS:
+            msg = f"must be one of {', '.join(DIALECTS)}; got {self.dialect!r}"
             raise ConfigurationError("dialect", msg)
         object.__setattr__(self, "outages", _check_outages(self.outages))
         _check_int_or_none("seed", self.seed, minimum=-(2**63))

@@ -8,8 +8,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ._server_bodies import format_duration
 from ._server_config import FAULT_RATE_FIELDS, FaultConfig
+from ._server_dialects import Level, limit_headers, unlimited
 from ._server_stats import StatsRecorder
 
 __all__ = ["Admission", "ServerState", "TokenBucket"]
@@ -22,15 +22,16 @@ class TokenBucket:
     A bucket of *capacity* refilled at *rate* per second, read at explicit times.
 
     A cost above the capacity is admitted when the bucket is full, leaving a
-    debt, so a large request can never be refused forever.
+    debt, so a large request can never be refused forever. *per_second* says
+    the limit was set per second (the IETF dialect announces it so).
     """
 
-    __slots__ = ("capacity", "level", "limit", "rate", "stamp")
+    __slots__ = ("capacity", "level", "per_second", "rate", "stamp")
 
-    def __init__(self, rate: float, capacity: float, limit: float, now: float) -> None:
+    def __init__(self, rate: float, capacity: float, now: float, *, per_second: bool) -> None:
         self.rate = rate
         self.capacity = capacity
-        self.limit = limit
+        self.per_second = per_second
         self.level = capacity
         self.stamp = now
 
@@ -47,15 +48,10 @@ class TokenBucket:
             return 0.0
         return (need - self.level) / self.rate
 
-    def headers(self, kind: str) -> list[tuple[bytes, bytes]]:
-        """The ``x-ratelimit-*-{kind}`` headers for the current level."""
-        remaining = max(0, math.floor(self.level))
+    def reading(self) -> Level:
+        """The bucket as the rate-limit headers describe it now; call `refill` first."""
         reset = (self.capacity - self.level) / self.rate if self.level < self.capacity else 0.0
-        return [
-            (f"x-ratelimit-limit-{kind}".encode(), f"{self.limit:g}".encode()),
-            (f"x-ratelimit-remaining-{kind}".encode(), str(remaining).encode()),
-            (f"x-ratelimit-reset-{kind}".encode(), format_duration(reset).encode()),
-        ]
+        return Level(self.rate, max(0, math.floor(self.level)), reset, self.per_second)
 
 
 @dataclass(slots=True)
@@ -131,11 +127,10 @@ class ServerState:
         requests = tokens = None
         if (rate := c.request_rate) is not None:
             capacity = c.request_burst or max(1.0, rate)
-            # Like OpenAI, announce the limit per minute whatever unit it was set in.
-            requests = TokenBucket(rate, capacity, rate * 60.0, now)
+            requests = TokenBucket(rate, capacity, now, per_second=c.rps is not None)
         if (rate := c.token_rate) is not None:
             capacity = c.token_burst or max(1.0, rate)
-            tokens = TokenBucket(rate, capacity, rate * 60.0, now)
+            tokens = TokenBucket(rate, capacity, now, per_second=c.tps is not None)
         return _KeyState(requests, tokens, active)
 
     def _key(self, api_key: str) -> _KeyState:
@@ -145,15 +140,21 @@ class ServerState:
         return state
 
     def headers(self, api_key: str) -> list[tuple[bytes, bytes]]:
-        """The current rate-limit headers of *api_key*, consuming nothing."""
+        """
+        The current rate-limit headers of *api_key* in the configured dialect, consuming nothing.
+
+        Both dimensions are announced, limited or not (see `unlimited`).
+        """
         state = self._key(api_key)
         now = self.now()
-        out: list[tuple[bytes, bytes]] = []
+        levels = []
         for bucket, kind in ((state.requests, "requests"), (state.tokens, "tokens")):
-            if bucket is not None:
+            if bucket is None:
+                levels.append(unlimited(kind))
+            else:
                 bucket.refill(now)
-                out += bucket.headers(kind)
-        return out
+                levels.append(bucket.reading())
+        return limit_headers(self.config.dialect, *levels)
 
     def admit(self, api_key: str, tokens: int) -> Admission:
         """Charge one request of *tokens* to *api_key*, or refuse it consuming nothing."""
