@@ -190,8 +190,16 @@ async def distributed() -> None:
     limiter = RedisRateLimiter(redis, limits, service="openai")
     async with limiter.acquire(10) as permit:
         permit.settle(used_tokens=8)
-    breaker = SharedCircuitBreaker(llmrl.BreakerPolicy(), redis=redis, service="openai")
-    policy: llmrl.ResiliencePolicy = shared_policy("openai", redis=redis, limits=limits)
+    breaker = SharedCircuitBreaker(
+        llmrl.BreakerPolicy(), redis=redis, service="openai", redis_failure="closed"
+    )
+    shared: bool = breaker.shared_state_available
+    await breaker.aclose()
+    policy: llmrl.ResiliencePolicy = shared_policy(
+        "openai", redis=redis, limits=limits, redis_timeout=0.5, api_key="k"
+    )
     custom = llmrl.ResiliencePolicy("x", limiter=limiter, circuit_breaker=breaker)
-    client = llmrl.AsyncLLMClient([llmrl.ProviderConfig(name="a", api_key="k")], redis=redis)
-    _ = (policy, custom, client)
+    client = llmrl.AsyncLLMClient(
+        [llmrl.ProviderConfig(name="a", api_key="k")], redis=redis, redis_failure="open"
+    )
+    _ = (policy, custom, client, shared)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
@@ -51,6 +51,10 @@ class AsyncLLMClient(ClientMonitoring):
             state are then shared with every other process using the same Redis
             (`llm_rate_limiter.distributed`; needs the ``redis`` extra).
         redis_key_prefix: Prefix of the shared keys.
+        redis_failure: When Redis does not answer within *redis_timeout*: ``"open"``
+            (the default) runs each process on local state, ``"closed"`` refuses
+            calls with `SharedStateUnavailableError`.
+        redis_timeout: Bound of every Redis operation on the call path, in seconds.
 
     Raises:
         ConfigurationError: No providers, duplicate names, unknown fallbacks, a missing key.
@@ -68,6 +72,8 @@ class AsyncLLMClient(ClientMonitoring):
         clock: Clock = SYSTEM_CLOCK,
         redis: redis.asyncio.Redis | None = None,
         redis_key_prefix: str = "llmrl",
+        redis_failure: Literal["open", "closed"] = "open",
+        redis_timeout: float = 0.25,
     ) -> None:
         if not providers:
             msg = "at least one ProviderConfig is required"
@@ -89,7 +95,9 @@ class AsyncLLMClient(ClientMonitoring):
         self._clock = clock
         self._providers: dict[str, ProviderRuntime] = {}
         for config in providers:
-            policy = build_policy(config, self.metrics, clock, redis, redis_key_prefix)
+            policy = build_policy(
+                config, self.metrics, clock, redis, redis_key_prefix, redis_failure, redis_timeout
+            )
             self._providers[config.name] = ProviderRuntime(config, policy)
         self._chains: dict[str, tuple[str, ...]] = {
             name: (name, *self._fallbacks.get(name, ())) for name in names
@@ -320,12 +328,7 @@ class AsyncLLMClient(ClientMonitoring):
         if self._monitor is not None:
             await self._monitor.stop()
         for provider in self._providers.values():
-            if provider.policy.breaker is not None:
-                provider.policy.breaker.close()
-            await provider.sdk.close()
-            close_limiter = getattr(provider.policy.limiter, "aclose", None)
-            if close_limiter is not None:
-                await close_limiter()
+            await provider.aclose()
 
     async def __aenter__(self) -> AsyncLLMClient:
         return self

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import openai
 from openai.types.chat import ChatCompletion
@@ -53,6 +53,8 @@ def build_policy(
     clock: Clock,
     redis: redis.asyncio.Redis | None,
     key_prefix: str,
+    redis_failure: Literal["open", "closed"] = "open",
+    redis_timeout: float = 0.25,
 ) -> ResiliencePolicy:
     """The provider's policy: in-process, or with its limits and breaker shared through *redis*."""
     if redis is None:
@@ -75,6 +77,9 @@ def build_policy(
         hook=hook,
         clock=clock,
         key_prefix=key_prefix,
+        redis_failure=redis_failure,
+        redis_timeout=redis_timeout,
+        api_key=config.api_key,
     )
 
 
@@ -99,6 +104,17 @@ class ProviderRuntime:
             default_headers=dict(config.extra_headers) or None,
             http_client=config.http_client,
         )
+
+    async def aclose(self) -> None:
+        """Stop the breaker's timers, close the HTTP client and the shared state's tasks."""
+        breaker = self.policy.breaker
+        if breaker is not None:
+            breaker.close()
+        await self.sdk.close()
+        for part in (breaker, self.policy.limiter):
+            close = getattr(part, "aclose", None)  # the Redis-backed parts
+            if close is not None:
+                await close()
 
     def model(self, requested: str | None) -> str:
         """The model to ask for: *requested*, else the provider's default."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import redis.asyncio as aioredis
 
@@ -13,6 +14,7 @@ from .._policy import ResiliencePolicy
 from ..breaker import BreakerPolicy
 from ..limiter import RateLimits
 from ..retry import RetryPolicy
+from ._keys import key_fingerprint
 from ._redis_breaker import SharedCircuitBreaker
 from ._redis_limiter import RedisRateLimiter
 
@@ -32,6 +34,9 @@ def shared_policy(
     key_prefix: str = "llmrl",
     lease: float = 60.0,
     refresh_interval: float = 0.1,
+    redis_failure: Literal["open", "closed"] = "open",
+    redis_timeout: float = 0.25,
+    api_key: str | None = None,
 ) -> ResiliencePolicy:
     """
     Build a `ResiliencePolicy` whose limits and breaker state are shared through Redis.
@@ -52,6 +57,13 @@ def shared_policy(
         key_prefix: Prefix of the Redis keys.
         lease: See `RedisRateLimiter`.
         refresh_interval: See `SharedCircuitBreaker`.
+        redis_failure: When Redis does not answer within *redis_timeout*:
+            ``"open"`` runs on local state, ``"closed"`` raises
+            `SharedStateUnavailableError` (see `SharedCircuitBreaker`).
+        redis_timeout: Bound of every Redis operation, in seconds.
+        api_key: The provider key these calls use: a short fingerprint of it
+            (never the key) namespaces the keys, so two API keys of one
+            provider have two budgets and two breakers.
 
     Returns:
         The policy, with a `RedisRateLimiter` as ``limiter`` and a
@@ -73,6 +85,9 @@ def shared_policy(
             hook=hook,
             clock=clock,
             refresh_interval=refresh_interval,
+            redis_failure=redis_failure,
+            redis_timeout=redis_timeout,
+            fingerprint=key_fingerprint(api_key),
         )
         if breaker is not None
         else None
