@@ -168,3 +168,13 @@ class TestBaseUrlHintThroughTheClient:
                 with pytest.raises(openai.NotFoundError) as caught:
                     await client.chat([{"role": "user", "content": "hi"}])
         assert any(f"try base_url='{root}/v1'" in n for n in caught.value.__notes__)
+
+
+def test_client_start_monitoring_outside_a_loop() -> None:
+    """AsyncLLMClient.start_monitoring() from synchronous code says it needs a running loop."""
+    client = AsyncLLMClient([ProviderConfig.openai(api_key="sk-test", environ={})])
+    try:
+        with pytest.raises(RuntimeError, match="needs a running asyncio event loop"):
+            client.start_monitoring(interval=60)
+    finally:
+        asyncio.run(client.aclose())

@@ -8,7 +8,6 @@ The default client is built from the environment on first use
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ParamSpec, TypeVar
@@ -199,13 +198,4 @@ def start_monitoring(interval: float = 300.0) -> Monitor:
 
     .. versionadded:: 0.1.0
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        msg = (
-            "start_monitoring() needs a running asyncio event loop: its monitor is an "
-            "asyncio task. Call it from async code, e.g. inside the coroutine you pass to "
-            "asyncio.run()"
-        )
-        raise RuntimeError(msg) from None
     return get_default_client().start_monitoring(interval)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from .._clock import Clock
@@ -66,10 +67,25 @@ class ClientMonitoring:
             self.reset_breaker(name)
 
     def start_monitoring(self, interval: float = 300.0) -> Monitor:
-        """Start (or return) the background monitor: a log summary every *interval* seconds."""
+        """
+        Start (or return) the background monitor: a log summary every *interval* seconds.
+
+        Raises:
+            RuntimeError: Called outside a running event loop (the monitor is a task).
+            ClientClosedError: The client was closed.
+        """
         if self._closed:
             msg = "this AsyncLLMClient is closed"
             raise ClientClosedError(msg)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            msg = (
+                "start_monitoring() needs a running asyncio event loop: its monitor is an "
+                "asyncio task. Call it from async code, e.g. inside the coroutine you pass to "
+                "asyncio.run()"
+            )
+            raise RuntimeError(msg) from None
         if self._monitor is None or not self._monitor.running:
             self._monitor = Monitor(self.metrics, interval=interval, clock=self._clock)
             self._monitor.start()
