@@ -58,6 +58,24 @@ class MetricsHook(Protocol):
     ) -> None:
         """A response announced the provider's real limits (``x-ratelimit-limit-*``)."""
 
+    def working_rate_changed(
+        self,
+        service: str,
+        requests_per_minute: float | None,
+        tokens_per_minute: float | None,
+        reason: str,
+    ) -> None:
+        """
+        An adaptive limiter now admits at these rates (None: no limit).
+
+        *reason*: ``"start"`` (its first rates), ``"announced"`` (the provider
+        announced a limit), ``"decrease"`` (a 429 cut a rate) or
+        ``"increase"`` (a rate grew back after a cut, or in slow start).
+        Limiters call it only when the hook has it (hooks older than 0.2.0 may not).
+
+        .. versionadded:: 0.2.0
+        """
+
     def tokens_used(self, service: str, estimated: float, used: float | None) -> None:
         """A response reconciled the estimate *estimated* with *used* (None: no usage)."""
 
@@ -127,6 +145,19 @@ class NullHook:
         self, service: str, limit_requests: float | None, limit_tokens: float | None
     ) -> None:
         """Ignore."""
+
+    def working_rate_changed(
+        self,
+        service: str,
+        requests_per_minute: float | None,
+        tokens_per_minute: float | None,
+        reason: str,
+    ) -> None:
+        """
+        Ignore.
+
+        .. versionadded:: 0.2.0
+        """
 
     def tokens_used(self, service: str, estimated: float, used: float | None) -> None:
         """Ignore."""

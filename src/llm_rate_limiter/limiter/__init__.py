@@ -4,8 +4,10 @@ Rate limits: `RateLimits` settings enforced by a `ProviderLimiter`.
 
 Requests, tokens and concurrency per provider on aiolimiter-style leaky
 buckets, token estimates reconciled with usage, cooldowns and rate-limit
-headers obeyed; `RateLimiterLike` is the protocol a shared (Redis) limiter
-implements too. This package knows only the shared base.
+headers obeyed, and (``RateLimits.adaptive``) working rates that adopt the
+provider's announced limits and back off on 429s; `RateLimiterLike` is the
+protocol a shared (Redis) limiter implements too. This package knows only
+the shared base.
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
 The admission engine of `ProviderLimiter`: buckets, FIFO queue, fast path.
 
 The buckets are `aiolimiter.AsyncLimiter` instances used for their state
-only: ``_level`` drains at ``_rate_per_sec`` and a bucket admits while
-``_level + amount <= max_rate`` (aiolimiter 1.2-1.3). Their own ``acquire``
-and waiter heap are never used, and no module but this one and
-``_limiter.py`` touches them.
+only (see ``_buckets``); no module but this one, ``_buckets``, ``_permit``
+and ``_limiter.py`` touches them. With ``RateLimits.adaptive`` a `Learner`
+keeps the working rates; the buckets follow them only at slow-path events
+(`_refresh`, `_apply_rates`): the fast path reads the same attributes as ever.
 """
 
 from __future__ import annotations
@@ -18,49 +18,17 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from aiolimiter import AsyncLimiter
-
 from .._hooks import NULL_HOOK, MetricsHook
 from ..exceptions import RateLimitTimeoutError
+from ._buckets import _EPS, _bucket, _fill, _need, resize
+from ._learning import Learner
 from ._limits import RateLimits
 from ._stats import LimiterRecorder
 
 __all__ = ["LimiterCore", "WaitInterrupted"]
 
-_EPS = 1e-9
 #: Waits shorter than this are not waited (a timer that short fires at once: a spin).
 _MIN_WAIT = 1e-6
-
-
-def _bucket(
-    rate: float | None, period: float, seconds: float, minimum: float
-) -> AsyncLimiter | None:
-    """A bucket draining *rate* per *period* that holds *seconds* of it (at least *minimum*)."""
-    if rate is None:
-        return None
-    per_second = rate / period
-    capacity = max(per_second * seconds, minimum)
-    return AsyncLimiter(capacity, capacity / per_second)
-
-
-def _fill(bucket: AsyncLimiter, now: float) -> float:
-    """Drain *bucket* up to *now* (as aiolimiter's ``_leak``) and return its level."""
-    level = bucket._level
-    if level:
-        level -= (now - bucket._last_check) * bucket._rate_per_sec
-        if level < 0.0:
-            level = 0.0
-        bucket._level = level
-    bucket._last_check = now
-    return level
-
-
-def _need(bucket: AsyncLimiter | None, now: float, amount: float) -> float:
-    """Seconds until *bucket* admits *amount* on top of its level (0 when it fits now)."""
-    if bucket is None or not amount:
-        return 0.0
-    excess = _fill(bucket, now) + min(amount, bucket.max_rate) - bucket.max_rate
-    return excess / bucket._rate_per_sec if excess > _EPS else 0.0
 
 
 def _resolve(fut: asyncio.Future[None] | None) -> None:
@@ -101,11 +69,14 @@ class LimiterCore:
         "_head_fut",
         "_hook",
         "_in_flight",
+        "_learn",
+        "_learn_next",
         "_loop",
         "_max_conc",
         "_max_tokens",
         "_max_wait",
         "_on_admit",
+        "_on_rate",
         "_queue",
         "_queued_tokens",
         "_req",
@@ -124,7 +95,15 @@ class LimiterCore:
         self.limits = limits
         self.service = service
         self._hook = hook
-        self._req = _bucket(limits.requests_per_minute, 60.0, limits.burst, 1.0)
+        learn = self._learn = Learner(limits) if limits.adaptive else None
+        # When a growing working rate is next looked at (inf: none grows).
+        self._learn_next = math.inf
+        self._on_rate = getattr(hook, "working_rate_changed", None)  # hooks older than 0.2
+        requests_per_minute = limits.requests_per_minute
+        if learn is not None and learn.requests.growing:  # slow start
+            requests_per_minute = learn.requests.rate * 60.0
+            self._learn_next = -math.inf
+        self._req = _bucket(requests_per_minute, 60.0, limits.burst, 1.0)
         self._tok = _bucket(limits.tokens_per_minute, 60.0, limits.burst, 0.0)
         self._day = _bucket(limits.tokens_per_day, 86_400.0, 86_400.0, 0.0)
         self._max_tokens = limits.max_request_tokens
@@ -146,6 +125,8 @@ class LimiterCore:
         # the fast path.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._time: Callable[[], float] | None = None
+        if learn is not None:
+            self._report("start")
 
     def _bind(self) -> float:
         """Bind to the running loop's clock; return its time."""
@@ -243,11 +224,15 @@ class LimiterCore:
                 if waiter.interrupted:
                     raise WaitInterrupted(self.service)
                 now = loop.time()
+                if now + _MIN_WAIT >= self._learn_next:
+                    self._refresh(now)
                 wait = self._head_wait(tokens, now)
                 if wait <= _MIN_WAIT:
                     if self._in_flight < self._max_conc:
                         break
                     wait = math.inf
+                # A growing working rate is looked at again while the head waits.
+                wait = min(wait, self._learn_next - now)
                 fut = self._head_fut = loop.create_future()
                 handle = None if wait == math.inf else loop.call_at(now + wait, _resolve, fut)
                 try:
@@ -299,14 +284,53 @@ class LimiterCore:
         except RuntimeError:
             return time.monotonic()
 
+    def _refresh(self, now: float, moved: str | None = None) -> None:
+        """
+        Sample the admitted counts and let the working rates grow to *now*.
+
+        Runs on slow paths only (responses, 429s, the head of the queue).
+        *moved*: why the caller already moved a rate (None: it did not); the
+        buckets follow any move and the hook hears of it.
+        """
+        learn = self._learn
+        if learn is None:
+            return
+        stats = self._stats
+        learn.sample(now, stats.admitted, stats.tokens_total)
+        if now + _MIN_WAIT >= self._learn_next or moved is not None:
+            demand = bool(self._queue) and now >= self._cooldown_until
+            if learn.grow(now, demand) and moved is None:
+                moved = "increase"
+            self._learn_next = learn.next_check(now)
+        if moved is not None:
+            self._apply_rates(now, moved)
+
+    def _apply_rates(self, now: float, reason: str) -> None:
+        """Move the buckets to the working rates (keeping their levels); wake the head."""
+        learn = self._learn
+        assert learn is not None
+        burst = self.limits.burst
+        req = self._req = resize(self._req, now, learn.requests.rate, burst, 1.0)
+        tok = self._tok = resize(self._tok, now, learn.tokens.rate, burst, 0.0)
+        self._req_room = math.inf if req is None else req.max_rate - 1.0 + _EPS
+        self._tok_room = math.inf if tok is None else tok.max_rate + _EPS
+        self._report(reason)
+        self._poke()
+
+    def _report(self, reason: str) -> None:
+        """Tell the hook the working rates (per minute; None: no limit)."""
+        learn = self._learn
+        if learn is None or self._on_rate is None:
+            return
+        requests, tokens = learn.requests.rate, learn.tokens.rate
+        self._on_rate(
+            self.service,
+            requests * 60.0 if math.isfinite(requests) else None,
+            tokens * 60.0 if math.isfinite(tokens) else None,
+            reason,
+        )
+
     def _poke(self) -> None:
         """Let the head of the queue look at the buckets again."""
         if self._head_fut is not None:
             _resolve(self._head_fut)
-
-
-def _utilization(bucket: AsyncLimiter | None, now: float) -> float | None:
-    if bucket is None:
-        return None
-    level = max(0.0, bucket._level - (now - bucket._last_check) * bucket._rate_per_sec)
-    return min(1.0, level / bucket.max_rate)

@@ -22,6 +22,10 @@ used, and nothing outside this module touches the buckets:
   bucket) pauses the whole provider; the buckets are set so that when the
   pause ends the request bucket has room for one request and the token bucket
   none, so waiters resume at the bucket's rate, not all at once.
+- **Working rates** (``RateLimits.adaptive``). Announced limits and 429s move
+  the buckets' rates below the configured ceiling (see ``_adaptive`` and
+  ``_learning``); a 429 cuts the rate before the cooldown is set, so the
+  waiters resume at the cut rate.
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from .._headers import parse_rate_limit_headers, server_pause
+from .._headers import RateLimitHeaders, parse_rate_limit_headers, server_pause
 from ..exceptions import RequestTooLargeError
-from ._core import LimiterCore, _fill, _utilization
+from ._buckets import _fill, _utilization
+from ._core import LimiterCore
 from ._permit import Permit
 from ._stats import LimiterStatistics, build_statistics
 
@@ -155,9 +160,11 @@ class ProviderLimiter(LimiterCore):
         its level (never lower it): a remaining count of 0 fills the bucket,
         so the next call waits one request's (or its tokens') worth of the
         local rate. A remaining count of 0 for a kind that has no local bucket
-        (say remaining tokens without ``tokens_per_minute``) pauses the
-        provider until the matching reset. Announced limits go to
-        ``hook.server_limits_seen``.
+        (say remaining tokens without ``tokens_per_minute``), or only a guessed
+        one (neither configured nor announced), pauses the provider until the
+        matching reset. Announced limits go to ``hook.server_limits_seen``;
+        with ``RateLimits.adaptive`` a lower one becomes the working rate at
+        once (the limit over its window, 60 s unless the dialect says).
 
         OpenAI's ``reset`` is the time until the server's bucket is *full*
         again, not until it admits the next request: pausing until it on every
@@ -168,14 +175,19 @@ class ProviderLimiter(LimiterCore):
 
         .. versionadded:: 0.1.0
         """
-        seen = parse_rate_limit_headers(headers)
+        self._observe(parse_rate_limit_headers(headers))
+
+    def _observe(self, seen: RateLimitHeaders) -> None:
         if seen.limit_requests is not None or seen.limit_tokens is not None:
             self._hook.server_limits_seen(self.service, seen.limit_requests, seen.limit_tokens)
         now = self._now()
+        learn = self._learn
+        if learn is not None:
+            self._refresh(now, "announced" if learn.announce(seen, now) else None)
         pause = 0.0
-        for bucket, remaining, reset in (
-            (self._req, seen.remaining_requests, seen.reset_requests),
-            (self._tok, seen.remaining_tokens, seen.reset_tokens),
+        for bucket, remaining, reset, kind in (
+            (self._req, seen.remaining_requests, seen.reset_requests, "requests"),
+            (self._tok, seen.remaining_tokens, seen.reset_tokens, "tokens"),
         ):
             if remaining is None:
                 continue
@@ -183,7 +195,8 @@ class ProviderLimiter(LimiterCore):
                 floor = bucket.max_rate - remaining
                 if _fill(bucket, now) < floor:
                     bucket._level = floor
-            elif remaining < 1.0 and reset is not None:
+            guessed = bucket is None or (learn is not None and not learn.known(kind))
+            if guessed and remaining < 1.0 and reset is not None:
                 pause = max(pause, reset)
         if pause > 0.0:
             self.cooldown(pause)
@@ -197,7 +210,10 @@ class ProviderLimiter(LimiterCore):
         Counts a violation and pauses the whole provider for *retry_after*
         (else the ``retry-after``/``retry-after-ms`` header, else the reset of
         an exhausted kind, else 1 second); the headers also correct the
-        buckets (see `observe_headers`).
+        buckets (see `observe_headers`). With ``RateLimits.adaptive`` the
+        working rate of the exhausted kind is cut to 0.7x first (unless it
+        was lowered less than a second ago, or nothing was admitted since the
+        last cut), so the waiters resume at the cut rate.
 
         Args:
             retry_after: Seconds the server asked to wait, if known.
@@ -208,11 +224,19 @@ class ProviderLimiter(LimiterCore):
         self._stats.violations += 1
         self._hook.rate_limit_violation(self.service, retry_after)
         pause = retry_after
+        seen = None
         if headers is not None:
             pause = server_pause(headers, retry_after)
-            self.observe_headers(headers)
+            seen = parse_rate_limit_headers(headers)
+            self._observe(seen)
         if pause is None:
             pause = DEFAULT_COOLDOWN
+        learn = self._learn
+        if learn is not None:
+            now, stats = self._now(), self._stats
+            resume_at = max(self._cooldown_until, now + pause)
+            cut = learn.throttle(seen, now, stats.admitted, stats.tokens_total, resume_at)
+            self._refresh(now, "decrease" if cut else None)
         if pause > 0.0:
             self.cooldown(pause)
 
@@ -259,12 +283,22 @@ class ProviderLimiter(LimiterCore):
         .. versionadded:: 0.1.0
         """
         now = self._now()
+        learn = self._learn
+        working = None
+        requests = _utilization(self._req, now)
+        if learn is not None:
+            self._refresh(now)
+            working = (learn.requests.rate * 60.0, learn.tokens.rate * 60.0)
+            if learn.requests.state.phase == "slow_start":
+                requests = None  # nothing known: no limit to be near
         return build_statistics(
             self.service,
             self.limits,
             self._stats,
             now,
-            utilization=(_utilization(self._req, now), _utilization(self._tok, now)),
+            utilization=(requests, _utilization(self._tok, now)),
+            working=working,
+            rate_decreases=0 if learn is None else learn.decreases,
             cooldown_remaining=self._cooldown_until - now,
             in_flight=self._in_flight,
             queued=len(self._queue),

@@ -26,6 +26,9 @@ How the limits become buckets (see `ProviderLimiter`):
   `RequestTooLargeError`.
 - ``tokens_per_day`` is a bucket that holds the whole day's quota and drains
   at ``tokens_per_day / 86400`` per second.
+- With ``adaptive=True`` (the default) the request and token rates are a
+  ceiling: the buckets drain at a *working rate* at or below it, which adopts
+  the limits the provider announces and backs off on 429s (see ``_adaptive``).
 """
 
 from __future__ import annotations
@@ -49,8 +52,12 @@ _ENV_FIELDS = {
     "MAX_WAIT": "max_wait",
     "BURST": "burst",
     "COMPLETION_TOKENS": "completion_tokens",
+    "ADAPTIVE": "adaptive",
 }
 _INT_FIELDS = frozenset({"max_concurrency", "completion_tokens"})
+_BOOL_FIELDS = frozenset({"adaptive"})
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
 
 
 def _check_rate(setting: str, value: float | None) -> None:
@@ -77,12 +84,25 @@ class RateLimits:
             as long as needed.
         completion_tokens: Completion allowance added to a request's estimate
             when it sets no ``max_tokens``.
+        adaptive: Let the limits learn (default True). The configured rates
+            become a ceiling that is never exceeded; below it each kind
+            (requests, tokens) has a working rate that takes the provider's
+            announced ``x-ratelimit-limit-*`` at once when lower, is cut to
+            0.7x by a 429 local limiting did not prevent and climbs back
+            along a cubic curve (about 3 s to the rate before the cut), never
+            above the announced limit. With no rate and no concurrency limit
+            configured, requests start at 1 per second and double each second
+            they are in demand (slow start) until the provider announces a
+            limit or answers 429. False keeps the configured rates fixed.
 
     Raises:
         ConfigurationError: A rate or ``burst`` not finite and > 0,
-            ``max_concurrency`` < 1, ``max_wait`` < 0 or ``completion_tokens`` < 0.
+            ``max_concurrency`` < 1, ``max_wait`` < 0, ``completion_tokens`` < 0
+            or ``adaptive`` not a bool.
 
     .. versionadded:: 0.1.0
+    .. versionadded:: 0.2.0
+       The ``adaptive`` setting (``LLMRL_ADAPTIVE``).
     """
 
     requests_per_minute: float | None = None
@@ -92,6 +112,7 @@ class RateLimits:
     burst: float = 0.95
     max_wait: float | None = None
     completion_tokens: int = 256
+    adaptive: bool = True
 
     def __post_init__(self) -> None:
         _check_rate("requests_per_minute", self.requests_per_minute)
@@ -104,6 +125,9 @@ class RateLimits:
         if max_wait is not None:
             object.__setattr__(self, "max_wait", max_wait)
         check_int("completion_tokens", self.completion_tokens, minimum=0)
+        if not isinstance(self.adaptive, bool):
+            msg = f"must be True or False, got {self.adaptive!r}"
+            raise ConfigurationError("adaptive", msg)
 
     @property
     def max_request_tokens(self) -> float:
@@ -122,9 +146,11 @@ class RateLimits:
         Read limits from ``LLMRL_*`` environment variables.
 
         ``LLMRL_RPM``, ``LLMRL_TPM``, ``LLMRL_TPD``, ``LLMRL_MAX_CONCURRENCY``,
-        ``LLMRL_MAX_WAIT``, ``LLMRL_BURST`` and ``LLMRL_COMPLETION_TOKENS`` set
-        the defaults; ``LLMRL_<SERVICE>_RPM`` and friends (service upper-cased,
-        ``-`` as ``_``) override them for one service.
+        ``LLMRL_MAX_WAIT``, ``LLMRL_BURST``, ``LLMRL_COMPLETION_TOKENS`` and
+        ``LLMRL_ADAPTIVE`` (``1``/``true``/``yes``/``on`` or
+        ``0``/``false``/``no``/``off``) set the defaults; ``LLMRL_<SERVICE>_RPM``
+        and friends (service upper-cased, ``-`` as ``_``) override them for one
+        service.
 
         Args:
             service: The provider whose overrides to read.
@@ -134,7 +160,8 @@ class RateLimits:
             The limits; unset variables keep the field defaults.
 
         Raises:
-            ConfigurationError: A variable is not a number or names a bad setting.
+            ConfigurationError: A variable is not a number (not a boolean for
+                ``LLMRL_ADAPTIVE``) or names a bad setting.
 
         .. versionadded:: 0.1.0
         """
@@ -142,7 +169,7 @@ class RateLimits:
         prefixes = [_ENV_PREFIX]
         if service:
             prefixes.append(f"{_ENV_PREFIX}{service.upper().replace('-', '_')}_")
-        values: dict[str, float | int] = {}
+        values: dict[str, float | int | bool] = {}
         for prefix in prefixes:
             for suffix, field in _ENV_FIELDS.items():
                 name = prefix + suffix
@@ -153,7 +180,13 @@ class RateLimits:
         return cls(**values)  # type: ignore[arg-type]
 
 
-def _parse_env(name: str, field: str, raw: str) -> float | int:
+def _parse_env(name: str, field: str, raw: str) -> float | int | bool:
+    if field in _BOOL_FIELDS:
+        word = raw.strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        msg = f"must be one of 1, true, yes, on, 0, false, no, off; got {raw!r}"
+        raise ConfigurationError(name, msg)
     try:
         if field in _INT_FIELDS:
             return int(raw.strip())

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from ._core import _EPS, _resolve
+from ._buckets import _EPS
+from ._core import _resolve
 
 if TYPE_CHECKING:
     from ._limiter import ProviderLimiter

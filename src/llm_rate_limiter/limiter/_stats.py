@@ -79,8 +79,16 @@ class LimiterStatistics:
         request_history: The last 60 closed minute windows, as
             ``(window start, requests, tokens, denials)``.
         recent_denials: Last 100 denials as ``(loop time, tokens, reason)``.
+        working_requests_per_minute: The request rate the limiter admits at now:
+            the configured rate, or with ``RateLimits.adaptive`` the working
+            rate it learned (None: no limit).
+        working_tokens_per_minute: The same for tokens.
+        rate_decreases: Times a 429 cut a working rate.
 
     .. versionadded:: 0.1.0
+    .. versionadded:: 0.2.0
+       ``working_requests_per_minute``, ``working_tokens_per_minute`` and
+       ``rate_decreases``.
     """
 
     service: str
@@ -111,6 +119,9 @@ class LimiterStatistics:
     recent_waits: tuple[tuple[float, float, float], ...]
     request_history: tuple[tuple[float, int, float, int], ...]
     recent_denials: tuple[tuple[float, float, str], ...]
+    working_requests_per_minute: float | None = None
+    working_tokens_per_minute: float | None = None
+    rate_decreases: int = 0
 
 
 class LimiterRecorder:
@@ -125,6 +136,7 @@ class LimiterRecorder:
     """
 
     __slots__ = (
+        "closed_tokens",
         "cooldowns",
         "denial_history",
         "denied_max_wait",
@@ -162,6 +174,7 @@ class LimiterRecorder:
         self.prev_requests = 0
         self.prev_denials = 0
         self.total_requests = 0
+        self.closed_tokens = 0.0
         self.peak_requests = 0
         self.peak_tokens = 0.0
 
@@ -169,6 +182,11 @@ class LimiterRecorder:
     def admitted(self) -> int:
         """Requests admitted so far."""
         return self.total_requests + self.window_requests
+
+    @property
+    def tokens_total(self) -> float:
+        """Tokens admitted so far (estimates, reconciled)."""
+        return self.closed_tokens + self.window_tokens
 
     def roll_window(self, now: float) -> None:
         """Close the current minute window (keeping its peaks) and open the one holding *now*."""
@@ -186,6 +204,7 @@ class LimiterRecorder:
         self.prev_requests = self.window_requests if adjacent else 0
         self.prev_denials = self.window_denials if adjacent else 0
         self.total_requests += self.window_requests
+        self.closed_tokens += self.window_tokens
         self.peak_requests = max(self.peak_requests, self.window_requests)
         self.peak_tokens = max(self.peak_tokens, self.window_tokens)
         self.window_requests = 0
@@ -246,8 +265,19 @@ def build_statistics(
     cooldown_remaining: float,
     in_flight: int,
     queued: int,
+    working: tuple[float, float] | None = None,
+    rate_decreases: int = 0,
 ) -> LimiterStatistics:
-    """The `LimiterStatistics` snapshot of a recorder (shared by every limiter kind)."""
+    """
+    The `LimiterStatistics` snapshot of a recorder (shared by every limiter kind).
+
+    *working*: the working request and token rates per minute (``inf``: no
+    limit); None reports the configured ones.
+    """
+    if working is None:
+        working_requests, working_tokens = limits.requests_per_minute, limits.tokens_per_minute
+    else:
+        working_requests, working_tokens = (r if math.isfinite(r) else None for r in working)
     denial_rate = stats.denial_rate(now)
     requests, tokens = stats.window_requests, stats.window_tokens
     average_wait, p95_wait, max_wait = recent_waits(stats)
@@ -289,4 +319,7 @@ def build_statistics(
         recent_waits=tuple((t, n, w) for t, n, w, _ in stats.waits)[-HISTORY:],
         request_history=tuple(stats.minutes),
         recent_denials=tuple(stats.denial_history),
+        working_requests_per_minute=working_requests,
+        working_tokens_per_minute=working_tokens,
+        rate_decreases=rate_decreases,
     )

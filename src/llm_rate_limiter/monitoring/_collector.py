@@ -197,6 +197,25 @@ class MetricsCollector(MetricsViews):
         if limit_tokens is not None:
             s.server_limit_tokens = limit_tokens
 
+    def working_rate_changed(
+        self,
+        service: str,
+        requests_per_minute: float | None,
+        tokens_per_minute: float | None,
+        reason: str,
+    ) -> None:
+        """
+        Keep an adaptive limiter's working rates; count the cuts.
+
+        .. versionadded:: 0.2.0
+        """
+        s = self._services.get(service) or self._add(service)
+        s.working_known = True
+        s.working_requests = requests_per_minute
+        s.working_tokens = tokens_per_minute
+        if reason == "decrease":
+            s.rate_decreases += 1
+
     def tokens_used(self, service: str, estimated: float, used: float | None) -> None:
         """Add the tokens consumed (the usage when known, else the estimate)."""
         s = self._services.get(service) or self._add(service)

@@ -80,6 +80,11 @@ def build_families(members: Sequence[tuple[str | None, MetricsCollector]]) -> li
         "llm_circuit_state", "Circuit breaker state: 1 for the current state, 0 for the others."
     )
     score = GaugeMetricFamily("llm_health_score", "Health score, 0 to 100.")
+    working = GaugeMetricFamily(
+        "llm_ratelimit_working_rate",
+        "Rate the limiter admits at now, per second, by dimension (requests, tokens): "
+        "the configured rate, or the working rate an adaptive limiter learned.",
+    )
     latency_les, wait_les = _bounds(LATENCY_BUCKETS), _bounds(WAIT_BUCKETS)
 
     def add(family: Metric, suffix: str, labels: dict[str, str], value: float) -> None:
@@ -125,4 +130,8 @@ def build_families(members: Sequence[tuple[str | None, MetricsCollector]]) -> li
                 add(state, "", {**base, "state": circuit}, float(m["circuit_state"] == circuit))
             if name in health:
                 add(score, "", base, health[name]["health_score"])
-    return [requests, attempts, duration, wait, *(f for _, f in counters), state, score]
+            for dimension in ("requests", "tokens"):
+                per_minute = m[f"working_{dimension}_per_minute"]
+                if per_minute is not None:
+                    add(working, "", {**base, "dimension": dimension}, per_minute / 60.0)
+    return [requests, attempts, duration, wait, *(f for _, f in counters), state, score, working]

@@ -77,7 +77,12 @@ class PrometheusCollector:
       ``llm_tokens_estimated_total`` and ``llm_tokens_used_total``;
     - ``llm_circuit_state{provider, state}`` -- 1 for the breaker's current
       state, 0 for the other two of ``closed``, ``open``, ``half_open``;
-    - ``llm_health_score`` -- 0 to 100.
+    - ``llm_health_score`` -- 0 to 100;
+    - ``llm_ratelimit_working_rate{provider, dimension}`` -- the rate the
+      limiter admits at now, **per second**, for ``dimension="requests"`` and
+      ``"tokens"``: the configured rate, or the working rate an adaptive
+      limiter (``RateLimits(adaptive=True)``) learned; no series for a
+      dimension without a limit (added in 0.2.0).
 
     Each collector is known by a client label: the *name* it was added with,
     else ``"default"`` for the first and ``"2"``, ``"3"``, ... for the next

@@ -93,6 +93,7 @@ class ServiceState:
         "latency_buckets",
         "peak_in_flight",
         "quota_exhausted",
+        "rate_decreases",
         "recent_latencies",
         "recent_outcomes",
         "recoveries",
@@ -118,6 +119,9 @@ class ServiceState:
         "wait_total",
         "waits",
         "window",
+        "working_known",
+        "working_requests",
+        "working_tokens",
     )
 
     def __init__(self, config: dict[str, float | int | None], history_size: int) -> None:
@@ -141,6 +145,11 @@ class ServiceState:
         self.last_retry_after: float | None = None
         self.server_limit_requests: float | None = None
         self.server_limit_tokens: float | None = None
+        # The adaptive limiter's working rates per minute, once it reported any.
+        self.working_known = False
+        self.working_requests: float | None = None
+        self.working_tokens: float | None = None
+        self.rate_decreases = 0
         self.tokens_estimated = self.tokens_used = 0.0
         self.tokens_reported = 0
         self.breaker_state = "closed"
@@ -231,6 +240,14 @@ def service_snapshot(name: str, s: ServiceState, now: float) -> dict[str, Any]:
         "configured_max_concurrency": cfg.get("max_concurrency"),
         "server_limit_requests": s.server_limit_requests,
         "server_limit_tokens": s.server_limit_tokens,
+        # The rates the limiter admits at now (the configured ones unless it adapts).
+        "working_requests_per_minute": (
+            s.working_requests if s.working_known else cfg.get("requests_per_minute")
+        ),
+        "working_tokens_per_minute": (
+            s.working_tokens if s.working_known else cfg.get("tokens_per_minute")
+        ),
+        "rate_decreases": s.rate_decreases,
         "requests_last_minute": requests_minute,
         "tokens_last_minute": tokens_minute,
         "peak_requests_per_minute": peak_requests,
