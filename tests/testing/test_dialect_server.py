@@ -207,10 +207,6 @@ class TestRateLimited:
 
 
 PER_MINUTE = 120.0  # rps=2 in every dialect
-_DIVIDED = pytest.mark.xfail(
-    strict=True,
-    reason="limiter observe_headers still reports limit_requests, not requests_per_minute",
-)
 
 
 class TestClientMetrics:
@@ -222,9 +218,9 @@ class TestClientMetrics:
             ("plain", PER_MINUTE),
             ("azure", None),
             ("gemini", None),
-            pytest.param("groq", PER_MINUTE, marks=_DIVIDED),
-            pytest.param("together", PER_MINUTE, marks=_DIVIDED),
-            pytest.param("ietf", PER_MINUTE, marks=_DIVIDED),
+            ("groq", PER_MINUTE),
+            ("together", PER_MINUTE),
+            ("ietf", PER_MINUTE),
         ],
     )
     async def test_announced_limit_in_the_metrics(self, dialect, expected, clock):

@@ -179,7 +179,9 @@ class ProviderLimiter(LimiterCore):
 
     def _observe(self, seen: RateLimitHeaders) -> None:
         if seen.limit_requests is not None or seen.limit_tokens is not None:
-            self._hook.server_limits_seen(self.service, seen.limit_requests, seen.limit_tokens)
+            self._hook.server_limits_seen(
+                self.service, seen.requests_per_minute, seen.tokens_per_minute
+            )
         now = self._now()
         learn = self._learn
         if learn is not None:
