@@ -233,3 +233,19 @@ class TestClientMetrics:
                     await client.chat(CLIENT_MESSAGES)
                 metrics = client.metrics.service_metrics("primary")
         assert expected == metrics["server_limit_requests"]
+
+    @pytest.mark.parametrize(("configured", "expected"), [(None, PER_MINUTE), ("openai", None)])
+    async def test_the_configured_dialect_is_the_one_read(self, configured, expected, clock):
+        """ProviderConfig.rate_limit_dialect reaches the limiter: told openai, it ignores IETF."""
+        import dataclasses
+
+        async with FaultServer(FaultConfig(dialect="ietf", rps=2), clock=clock) as server:
+            limits = RateLimits(requests_per_minute=6_000)
+            config = dataclasses.replace(
+                provider(server, limits=limits), rate_limit_dialect=configured
+            )
+            async with AsyncLLMClient([config]) as client:
+                with anyio.fail_after(10):
+                    await client.chat(CLIENT_MESSAGES)
+                metrics = client.metrics.service_metrics("primary")
+        assert expected == metrics["server_limit_requests"]

@@ -141,6 +141,10 @@ async def parts() -> None:
     async with limiter.acquire(100) as permit:
         permit.settle(used_tokens=90, headers={"x-ratelimit-remaining-requests": "5"})
     stats: llmrl.LimiterStatistics = limiter.statistics()
+    learning = llmrl.ProviderLimiter(llmrl.RateLimits(adaptive=True), service="t", dialect="groq")
+    working: float | None = learning.statistics().working_requests_per_minute
+    fixed = llmrl.RateLimits(requests_per_minute=60, adaptive=False)
+    assert working is None or fixed.adaptive is False
     breaker = llmrl.AsyncCircuitBreaker(llmrl.BreakerPolicy(), service="s")
     async with breaker.guard():
         pass

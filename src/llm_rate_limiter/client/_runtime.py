@@ -13,7 +13,7 @@ from .._clock import Clock
 from .._hooks import MetricsHook
 from .._policy import ResiliencePolicy
 from ..exceptions import ConfigurationError
-from ..limiter import estimate_request_tokens
+from ..limiter import ProviderLimiter, estimate_request_tokens
 from ..retry import RetryCallStats
 from ._providers import ProviderConfig
 from ._stream import OpenStream, open_stream
@@ -58,10 +58,14 @@ def build_policy(
 ) -> ResiliencePolicy:
     """The provider's policy: in-process, or with its limits and breaker shared through *redis*."""
     if redis is None:
+        limits = config.limits
+        dialect = config.rate_limit_dialect
         return ResiliencePolicy(
             config.name,
             retry=config.retry,
-            limits=config.limits,
+            limiter=None
+            if limits is None
+            else ProviderLimiter(limits, service=config.name, hook=hook, dialect=dialect),
             breaker=config.breaker,
             hook=hook,
             clock=clock,

@@ -66,6 +66,7 @@ class LimiterCore:
     __slots__ = (
         "_cooldown_until",
         "_day",
+        "_dialect",
         "_head_fut",
         "_hook",
         "_in_flight",
@@ -90,11 +91,17 @@ class LimiterCore:
     )
 
     def __init__(
-        self, limits: RateLimits, *, service: str = "default", hook: MetricsHook = NULL_HOOK
+        self,
+        limits: RateLimits,
+        *,
+        service: str = "default",
+        hook: MetricsHook = NULL_HOOK,
+        dialect: str | None = None,
     ) -> None:
         self.limits = limits
         self.service = service
         self._hook = hook
+        self._dialect = dialect
         learn = self._learn = Learner(limits) if limits.adaptive else None
         # When a growing working rate is next looked at (inf: none grows).
         self._learn_next = math.inf

@@ -62,8 +62,11 @@ class ProviderLimiter(LimiterCore):
         limits: The limits to enforce.
         service: The provider name, used in errors and metrics.
         hook: Receives the limiter's events.
+        dialect: The provider's rate-limit header dialect (one of
+            ``RATE_LIMIT_DIALECTS``); None detects it from each response.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 *dialect*.
     """
 
     __slots__ = ()
@@ -175,7 +178,7 @@ class ProviderLimiter(LimiterCore):
 
         .. versionadded:: 0.1.0
         """
-        self._observe(parse_rate_limit_headers(headers))
+        self._observe(parse_rate_limit_headers(headers, dialect=self._dialect))
 
     def _observe(self, seen: RateLimitHeaders) -> None:
         if seen.limit_requests is not None or seen.limit_tokens is not None:
@@ -228,8 +231,8 @@ class ProviderLimiter(LimiterCore):
         pause = retry_after
         seen = None
         if headers is not None:
-            pause = server_pause(headers, retry_after)
-            seen = parse_rate_limit_headers(headers)
+            pause = server_pause(headers, retry_after, dialect=self._dialect)
+            seen = parse_rate_limit_headers(headers, dialect=self._dialect)
             self._observe(seen)
         if pause is None:
             pause = DEFAULT_COOLDOWN
