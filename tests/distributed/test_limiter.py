@@ -346,12 +346,17 @@ class TestCancellation:
             return reply
 
         b._acquire_script = spy  # type: ignore[assignment]
+        started = asyncio.get_running_loop().time()
         task = asyncio.ensure_future(b.acquire(50).__aenter__())
         await refused.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert (1.0, 10.0) == (round(await env.level("req"), 3), round(await env.level("tok")))
+        elapsed = asyncio.get_running_loop().time() - started
+        # Its reservation is given back; what is left is a's request, drained at 1/s since.
+        level = await env.level("req")
+        assert 1.0 - elapsed - 0.01 <= level <= 1.0, (level, elapsed)
+        assert 10.0 == round(await env.level("tok"))
         assert (0, 0) == (b.statistics().admitted, b.statistics().queued)
 
     async def test_cancelled_during_the_script_is_refunded(self, env: Env) -> None:
@@ -485,7 +490,11 @@ class TestKeys:
             await a.flush()
             ttl = {key.rsplit(":", 1)[1]: await env.a.pttl(key) for key in await env.keys()}
         elapsed_ms = math.ceil((loop.time() - start) * 1000) + 1  # PTTL counts in whole ms
-        assert {"conc", "cool", "day", "req", "tok"} == set(ttl)
+        shared = {"conc", "cool", "day", "gen", "live", "req", "tok"}
+        assert shared <= set(ttl) <= shared | {"slots"}, ttl
+        # The restart marker lives a day, the heartbeats three beats and a second.
+        assert (True, True) == (0 < ttl["gen"] <= 86_400_000, 0 < ttl["live"] <= 7000), ttl
+        assert ttl.get("slots", 1) > 0  # a release's notification expires too
         # Each expiry as set, less at most the time this test took since:
         expected = {
             "cool": 2000,  # the cooldown itself

@@ -12,6 +12,9 @@ __all__ = ["Background", "logger"]
 
 logger = logging.getLogger("llm_rate_limiter.distributed")
 
+#: Rounds of waiting in `Background.flush`.
+_ROUNDS = 4
+
 
 class Background:
     """
@@ -52,8 +55,16 @@ class Background:
             )
 
     async def flush(self) -> None:
-        """Wait until every task started so far has finished (their errors are logged)."""
-        while self._tasks:
+        """
+        Wait until every task started so far has finished (their errors are logged).
+
+        Tasks those start as they finish (a refund after a script) are waited
+        for too, for a few rounds: tasks that callers keep starting meanwhile
+        cannot keep it waiting for ever.
+        """
+        for _ in range(_ROUNDS):
+            if not self._tasks:
+                return
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def __len__(self) -> int:

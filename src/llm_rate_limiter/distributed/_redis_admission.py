@@ -1,181 +1,275 @@
 # SPDX-License-Identifier: MIT
 """
-The admission engine of `RedisRateLimiter`: the shared script, waiting, leases.
+The waiting of `RedisRateLimiter`: one local queue in front of one admission script.
 
-Each admission is one atomic Lua script (``_scripts.ACQUIRE``) that checks the
+Calls of one limiter wait in a local FIFO queue; only its head talks to
+Redis, so waiting costs O(1) Redis calls per admission, not O(waiters). The
+head runs the admission script (``_scripts.ACQUIRE``), which checks the
 shared cooldown, the request, token and daily buckets and the concurrency
-leases, and either charges them all or returns how long to wait; the caller
-sleeps that long (plus a little jitter, so processes do not come back in
-step) and asks again. Nothing is charged before a request is admitted, and a
-script that was running when its caller got cancelled is undone, so a waiter
-that gives up leaves nothing behind.
+leases, and either
+
+- admits it, possibly *ahead of time*: the buckets are charged now for a
+  request that may go ``wait`` seconds from now (the capacity is reserved,
+  so every process's head queues in Redis in arrival order), and the head
+  sleeps that long and goes, without asking again: one script call per
+  admission at a saturated rate;
+- or tells it to come back: after a cooldown, when a concurrency slot is
+  given back, or after re-seeding (the generation key says Redis lost its
+  data); or refuses it, when the wait is above ``max_wait``.
+
+A concurrency slot is waited for on a notification, not by polling: a
+release pushes one entry on the ``slots`` list and the waiting heads block
+on it with ``BLPOP`` (Redis serves the longest-blocked client first, so one
+release wakes one waiter in the whole fleet). The head runs the script
+again after ``poll_interval`` at the latest (and when the oldest lease
+expires), so a lost notification cannot hang a call; the ``BLPOP`` itself
+is re-sent every quarter ``redis_timeout``, so a stalled Redis is noticed
+within the same bound as on any other call.
+
+A head that gives up (cancelled, or sent away by `interrupt_waiters`) after
+its reservation gives the reservation back before it leaves; a call
+cancelled while its script ran is undone once the script answers. Every
+Redis call is bounded by ``redis_timeout``; when the shared state becomes
+unavailable the queued calls leave for the fallback at once (see
+``_redis_base``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-import math
-import random
-import time
-import uuid
+from functools import partial
 from typing import Any
 
-import redis.asyncio as aioredis
+from ..exceptions import RateLimitTimeoutError
+from ..limiter import Permit, WaitInterrupted
+from ._redis_base import Waiter, _resolve, _text
+from ._redis_fallback import RedisLimiterFallback
+from ._shared_state import Unavailable
 
-from .._hooks import NULL_HOOK, MetricsHook
-from .._validate import check_number
-from ..exceptions import ConfigurationError, RateLimitTimeoutError
-from ..limiter import RateLimits, WaitInterrupted
-from ..limiter._stats import LimiterRecorder
-from ._background import Background, logger
-from ._keys import service_key
-from ._scripts import ACQUIRE, ADJUST, RENEW
-
-__all__ = ["RedisLimiterCore", "loop_now"]
+__all__ = ["RedisLimiterCore"]
 
 _EPS = 1e-9
-_ADMITTED, _CONCURRENCY = 0, 2
-
-#: A bucket correction: key name, ``(rate, capacity)``, ``"add"`` or ``"floor"``, value.
-Op = tuple[str, tuple[float, float], str, float]
-
-
-def _spec(rate: float | None, period: float, seconds: float, minimum: float) -> tuple[float, float]:
-    """``(rate per second, capacity)`` of a bucket, as the in-process limiter sizes it; 0s: none."""
-    if rate is None:
-        return 0.0, 0.0
-    per_second = rate / period
-    return per_second, max(per_second * seconds, minimum)
+_ADMITTED, _COOLDOWN, _CONCURRENCY, _SEED, _REFUSED = range(5)
+#: Shortest ``BLPOP`` timeout (0 would block for ever).
+_MIN_BLOCK = 0.01
 
 
-def loop_now() -> float:
-    """The running loop's time (the monotonic clock outside a loop)."""
-    try:
-        return asyncio.get_running_loop().time()
-    except RuntimeError:
-        return time.monotonic()
+def _consume(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
-class RedisLimiterCore:
-    """The state and the waiting of one shared limiter (internal; see `RedisRateLimiter`)."""
+class RedisLimiterCore(RedisLimiterFallback):
+    """The waiting of one shared limiter (internal; see `RedisRateLimiter`)."""
 
-    def __init__(
-        self,
-        redis: aioredis.Redis,
-        limits: RateLimits,
-        *,
-        service: str,
-        key_prefix: str = "llmrl",
-        hook: MetricsHook = NULL_HOOK,
-        lease: float = 60.0,
-        poll_interval: float = 0.05,
-    ) -> None:
-        if not service:
-            msg = "must be a non-empty string"
-            raise ConfigurationError("service", msg)
-        self.limits = limits
-        self.service = service
-        self._redis = redis
-        self._hook = hook
-        self._lease = check_number("lease", lease, inclusive=False) or 0.0
-        self._poll = check_number("poll_interval", poll_interval, inclusive=False) or 0.0
-        self._req = _spec(limits.requests_per_minute, 60.0, limits.burst, 1.0)
-        self._tok = _spec(limits.tokens_per_minute, 60.0, limits.burst, 0.0)
-        self._day = _spec(limits.tokens_per_day, 86_400.0, 86_400.0, 0.0)
-        self._max_conc = limits.max_concurrency or 0
-        key = self.keys = {
-            name: service_key(key_prefix, service, name)
-            for name in ("req", "tok", "day", "cool", "conc")
-        }
-        self._acquire_keys = [key["req"], key["tok"], key["day"], key["cool"], key["conc"]]
-        self._argv = [*self._req, *self._tok, *self._day, self._max_conc, self._lease]
-        self._acquire_script = redis.register_script(ACQUIRE)
-        self._adjust_script = redis.register_script(ADJUST)
-        self._renew_script = redis.register_script(RENEW)
-        self._id = uuid.uuid4().hex[:16]
-        self._seq = itertools.count()
-        self._holders: set[str] = set()
-        self._renewer: asyncio.Task[None] | None = None
-        self._freed: asyncio.Event | None = None
-        self._interrupts = 0
-        self._wakeup: asyncio.Event | None = None
-        self._background = Background(f"RedisRateLimiter({service!r})")
-        self._stats = LimiterRecorder()
-        self._cooldown_until = -math.inf
-        self._in_flight = 0
-        self._waiting = 0
-        self._utilization: tuple[float | None, float | None] = (None, None)
-
-    async def _admit(self, tokens: float) -> str:
-        """Wait until the shared script admits *tokens*; return the concurrency holder id."""
+    async def _admit(self, tokens: float) -> tuple[str, Permit | None]:
+        """Wait until admitted; return the slot holder id and the local permit (if local)."""
         loop = asyncio.get_running_loop()
-        start = now = loop.time()
-        holder = f"{self._id}:{next(self._seq)}" if self._max_conc else ""
-        args = [tokens, *self._argv, holder]
-        max_wait = self.limits.max_wait
+        start = loop.time()
         interrupts = self._interrupts
         self._waiting += 1
         try:
             while True:
-                status = 1
-                wait = self._cooldown_until - now
-                if wait <= 0.0:
-                    status, wait = await self._try(args, tokens, holder, now)
-                    if status == _ADMITTED:
-                        break
-                if status != _CONCURRENCY and max_wait is not None:
-                    predicted = now - start + wait
-                    if predicted > max_wait + _EPS:
-                        self._deny(tokens, "max_wait")
-                        raise RateLimitTimeoutError(self.service, predicted, max_wait)
-                await self._sleep(status, wait)
-                if self._interrupts != interrupts:
-                    raise WaitInterrupted(self.service)
-                now = loop.time()
+                if self._state.available:
+                    admitted = await self._admit_shared(tokens, start, interrupts)
+                    if admitted is not None:
+                        holder, now = admitted
+                        self._on_admitted(tokens, holder, now, now - start, local=False)
+                        return holder, None
+                else:
+                    local = await self._admit_unshared(tokens, start, interrupts)
+                    if local is not None:
+                        return local
         finally:
             self._waiting -= 1
-        self._on_admitted(tokens, holder, now, now - start)
-        return holder
 
-    async def _try(
-        self, args: list[Any], tokens: float, holder: str, now: float
-    ) -> tuple[int, float]:
+    async def _admit_shared(
+        self, tokens: float, start: float, interrupts: int
+    ) -> tuple[str, float] | None:
+        """Queue, then admit as the head; None when the shared state went away meanwhile."""
+        loop = asyncio.get_running_loop()
+        queue = self._queue
+        max_wait = self.limits.max_wait
+        if queue and max_wait is not None:
+            predicted = self._predicted(tokens, loop.time())
+            if predicted > max_wait + _EPS:
+                self._deny(tokens, "max_wait")
+                raise RateLimitTimeoutError(self.service, predicted, max_wait)
+        waiter = Waiter()
+        queue.append(waiter)
+        self._queued_tokens += tokens
+        try:
+            while queue[0] is not waiter:
+                waiter.fut = loop.create_future()
+                await waiter.fut
+                if self._interrupts != interrupts:
+                    raise WaitInterrupted(self.service)
+                if not self._state.available:
+                    return None
+            return await self._head(tokens, start, interrupts)
+        finally:
+            was_head = queue[0] is waiter
+            queue.remove(waiter)
+            self._queued_tokens = self._queued_tokens - tokens if queue else 0.0
+            if was_head and queue:
+                _resolve(queue[0].fut)
+
+    async def _head(self, tokens: float, start: float, interrupts: int) -> tuple[str, float] | None:
+        loop = asyncio.get_running_loop()
+        max_wait = self.limits.max_wait
+        now = start
+        while True:
+            if self._interrupts != interrupts:
+                raise WaitInterrupted(self.service)
+            if not self._state.available:
+                return None
+            cool = self._cooldown_until - now
+            if cool > 0.0:  # known here already: no need to ask
+                if max_wait is not None and now - start + cool > max_wait + _EPS:
+                    self._deny(tokens, "max_wait")
+                    raise RateLimitTimeoutError(self.service, now - start + cool, max_wait)
+                await self._nap(cool)
+                now = loop.time()
+                continue
+            budget = -1.0 if max_wait is None else max(0.0, max_wait - (now - start))
+            holder = self._holder()
+            try:
+                status, wait = await self._try(tokens, holder, budget)
+            except Unavailable:
+                if holder:  # the script may still run when Redis wakes up
+                    self._orphans.add(holder)
+                return None
+            if status == _ADMITTED:
+                if wait > 0.0:
+                    now = await self._reserved(wait, tokens, holder, interrupts)
+                return holder, now
+            if status == _REFUSED:
+                assert max_wait is not None
+                self._deny(tokens, "max_wait")
+                raise RateLimitTimeoutError(self.service, now - start + wait, max_wait)
+            if status == _SEED:
+                try:
+                    await self._reseed(lost=True)
+                except Unavailable:
+                    return None
+            elif status == _CONCURRENCY:
+                await self._slot_wait(wait)
+                now = loop.time()
+            # _COOLDOWN: recorded by _try; the next round naps until it ends.
+
+    async def _try(self, tokens: float, holder: str, budget: float) -> tuple[int, float]:
         """Run the admission script once; keep its view of the shared state."""
-        task = asyncio.ensure_future(self._acquire_script(keys=self._acquire_keys, args=args))
+        args = [tokens, *self._argv, holder, budget, self._gen, self._id_bytes]
+        keys = self._acquire_keys
+        task = asyncio.ensure_future(
+            self._state.call(lambda: self._acquire_script(keys=keys, args=args))
+        )
         try:
             reply = await asyncio.shield(task)
         except asyncio.CancelledError:
-            # Cancelled while the script ran: give back whatever it may have charged.
-            task.add_done_callback(lambda t: self._refund_if_admitted(t, tokens, holder))
-            self._background.track(task)
+            # Cancelled while the script ran: give back whatever it charged, now
+            # if its answer is in, else once it is.
+            if task.done():
+                await self._undo(task, tokens, holder)
+            else:
+                task.add_done_callback(lambda t: self._refund_if_admitted(t, tokens, holder))
+                self._background.track(task)
             raise
-        status, wait_ms, req, tok, cool_ms = (int(x) for x in reply)
-        self._utilization = (
-            None if req < 0 else req / 1000.0,
-            None if tok < 0 else tok / 1000.0,
-        )
+        status, wait_ms, req, tok, cool_ms = (int(x) for x in reply[:5])
+        if status != _SEED:
+            self._gen = _text(reply[5])
+        now = asyncio.get_running_loop().time()
+        if req >= 0 or tok >= 0:
+            self._utilization = (
+                None if req < 0 else req / 1000.0,
+                None if tok < 0 else tok / 1000.0,
+            )
+            self._utilization_at = now
         if cool_ms > 0:
             self._cooldown_until = max(self._cooldown_until, now + cool_ms / 1000.0)
         return status, wait_ms / 1000.0
 
-    async def _sleep(self, status: int, wait: float) -> None:
-        if status == _CONCURRENCY:
-            # A slot freed in this process wakes the waiter at once; others are polled.
-            freed = self._freed = self._freed or asyncio.Event()
-            try:
-                async with asyncio.timeout(min(max(wait, 0.001), self._poll)):
-                    await freed.wait()
-            except TimeoutError:
-                pass
-            return
-        wakeup = self._wakeup = self._wakeup or asyncio.Event()
+    async def _reserved(self, wait: float, tokens: float, holder: str, interrupts: int) -> float:
+        """Sleep until a reservation's turn (and past any cooldown learnt meanwhile)."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + wait
         try:
-            async with asyncio.timeout(wait + random.random() * min(0.01, 0.1 * wait + 0.001)):
-                await wakeup.wait()
-        except TimeoutError:
-            pass
+            while True:
+                now = loop.time()
+                target = max(until, self._cooldown_until)
+                if now >= target:
+                    return now
+                if self._interrupts != interrupts:
+                    raise WaitInterrupted(self.service)
+                await self._nap(target - now)
+        except BaseException:  # cancelled or sent away: the reservation goes back first
+            await self._undo(None, tokens, holder)
+            raise
+
+    async def _undo(self, reply: asyncio.Future[Any] | None, tokens: float, holder: str) -> None:
+        """Give an admission back before leaving (*reply*: the script's, if not known admitted)."""
+        if reply is not None and (reply.exception() is not None or int(reply.result()[0])):
+            return
+        task = asyncio.ensure_future(self._give_back(tokens, holder))
+        self._background.track(task)
+        await asyncio.shield(task)
+
+    async def _nap(self, seconds: float) -> None:
+        """Sleep *seconds*, or until woken (cooldown, interruption, outage)."""
+        loop = asyncio.get_running_loop()
+        fut = self._wake = loop.create_future()
+        handle = loop.call_later(seconds, _resolve, fut)
+        try:
+            await fut
+        finally:
+            handle.cancel()
+            if self._wake is fut:
+                self._wake = None
+
+    async def _slot_wait(self, expiry: float) -> None:
+        """
+        Block until a slot is released, the oldest lease expires, or ``poll_interval`` passes.
+
+        The ``BLPOP`` is re-sent every quarter ``redis_timeout`` (no script in
+        between), so a stalled Redis is noticed as fast as by any other call.
+        """
+        loop = asyncio.get_running_loop()
+        until = loop.time() + max(_MIN_BLOCK, min(self._poll, expiry + 0.001))
+        chunk = max(_MIN_BLOCK, self._state.timeout / 4.0)
+        slots = self.keys["slots"]
+        while True:
+            block = max(_MIN_BLOCK, min(chunk, until - loop.time()))
+            pop = asyncio.ensure_future(
+                self._state.call(partial(self._redis.blpop, [slots], timeout=block), extra=block)
+            )
+            pop.add_done_callback(_consume)
+            wake = self._wake = loop.create_future()
+            try:
+                await asyncio.wait([pop, wake], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if self._wake is wake:
+                    self._wake = None
+                if not pop.done():
+                    pop.cancel()
+            if wake.done() or pop.cancelled() or pop.exception() is not None:
+                return  # woken, or Redis failed: the caller looks at why
+            if pop.result() is not None or loop.time() >= until:
+                return
+
+    def _predicted(self, tokens: float, now: float) -> float:
+        """About how long a call joining the queue now will wait (from the last reply)."""
+        ahead = len(self._queue)
+        wait = self._cooldown_until - now
+        drained = max(0.0, now - self._utilization_at)
+        for (rate, capacity), used, amount, tail in (
+            (self._req, self._utilization[0], ahead + 1.0, 1.0),
+            (self._tok, self._utilization[1], self._queued_tokens + tokens, tokens),
+        ):
+            if rate > 0.0 and amount:
+                level = max(0.0, (used or 0.0) * capacity - drained * rate)
+                excess = level + amount - tail + min(tail, capacity) - capacity
+                wait = max(wait, excess / rate)
+        return max(0.0, wait)
 
     def interrupt_waiters(self) -> int:
         """
@@ -187,99 +281,10 @@ class RedisLimiterCore:
         .. versionadded:: 0.2.0
         """
         self._interrupts += 1
-        for event in (self._wakeup, self._freed):
-            if event is not None:
-                event.set()
-        self._wakeup = self._freed = None
+        for waiter in self._queue:
+            _resolve(waiter.fut)
+        _resolve(self._wake)
+        local = self._share.limiter
+        if local is not None:
+            local.interrupt_waiters()
         return self._waiting
-
-    def _on_admitted(self, tokens: float, holder: str, now: float, waited: float) -> None:
-        self._in_flight += 1
-        if holder:
-            self._holders.add(holder)
-            if self._renewer is None or self._renewer.done():
-                self._renewer = asyncio.get_running_loop().create_task(self._renew())
-        stats = self._stats
-        if now >= stats.window_end:
-            stats.roll_window(now)
-        stats.window_requests += 1
-        stats.window_tokens += tokens
-        if waited > 0.0:
-            stats.waits.append((now, tokens, waited, stats.admitted - 1))
-        self._hook.limiter_waited(self.service, waited, tokens)
-
-    def _refund_if_admitted(self, task: asyncio.Future[Any], tokens: float, holder: str) -> None:
-        if task.cancelled() or task.exception() is not None or int(task.result()[0]) != _ADMITTED:
-            return
-        self._background.spawn(self._refund(tokens, holder))
-
-    async def _refund(self, tokens: float, holder: str) -> None:
-        ops: list[tuple[str, tuple[float, float], float]] = [("req", self._req, -1.0)]
-        if tokens:
-            ops += [("tok", self._tok, -tokens), ("day", self._day, -tokens)]
-        await self._adjust(0.0, [(k, s, "add", v) for k, s, v in ops])
-        if holder:
-            await self._redis.zrem(self.keys["conc"], holder)
-
-    async def _release(self, holder: str) -> None:
-        self._in_flight -= 1
-        if not holder:
-            return
-        self._holders.discard(holder)
-        try:
-            await self._redis.zrem(self.keys["conc"], holder)
-        except Exception as exc:  # the lease frees the slot later anyway
-            logger.warning("%r: releasing a concurrency slot failed: %r", self, exc)
-        finally:
-            if self._freed is not None:
-                self._freed.set()
-                self._freed = None
-
-    async def _renew(self) -> None:
-        """Extend this process's leases every ``lease / 3`` seconds while it holds any."""
-        while self._holders:
-            await asyncio.sleep(self._lease / 3.0)
-            if not self._holders:
-                break
-            try:
-                await self._renew_script(
-                    keys=[self.keys["conc"]], args=[self._lease, *self._holders]
-                )
-            except Exception as exc:  # try again next time; the leases may lapse meanwhile
-                logger.warning("%r: renewing concurrency leases failed: %r", self, exc)
-
-    # -- corrections ----------------------------------------------------------------
-
-    async def _adjust(self, cooldown: float, ops: list[Op]) -> None:
-        keys = [self.keys["cool"]]
-        args: list[Any] = [math.ceil(cooldown * 1000.0)]
-        for name, (rate, _), mode, value in ops:
-            if rate > 0.0:
-                keys.append(self.keys[name])
-                args += [rate, mode, value]
-        await self._adjust_script(keys=keys, args=args)
-
-    async def flush(self) -> None:
-        """
-        Wait until the shared corrections started so far are written.
-
-        .. versionadded:: 0.1.0
-        """
-        await self._background.flush()
-
-    async def aclose(self) -> None:
-        """
-        Write pending corrections and stop renewing leases (the client stays open).
-
-        .. versionadded:: 0.1.0
-        """
-        await self.flush()
-        renewer, self._renewer = self._renewer, None
-        if renewer is not None:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
-
-    def _deny(self, tokens: float, reason: str) -> None:
-        self._stats.denial(loop_now(), tokens, reason)
-        self._hook.limiter_denied(self.service, reason)

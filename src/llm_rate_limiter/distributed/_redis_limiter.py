@@ -3,18 +3,17 @@
 `RedisRateLimiter`: one provider's limits shared by many processes and hosts.
 
 The same surface as the in-process `ProviderLimiter`, so `ResiliencePolicy`
-can use either. Each admission is one atomic Lua script (``_scripts.ACQUIRE``)
-that checks the shared cooldown, the request, token and daily buckets and the
-concurrency leases, and either charges them all or returns how long to wait;
-the caller sleeps that long (plus a little jitter, so processes do not come
-back in step) and asks again. Nothing is charged before a request is admitted,
-so a waiter that gives up or is cancelled leaves nothing behind.
+can use either. Admission is one atomic Lua script per admitted call (see
+``_redis_admission`` for the waiting, ``_scripts`` for the scripts), on the
+server's clock. Reconciliation, header corrections and cooldowns are written
+to Redis by script in the background (the policy calls them synchronously);
+`flush` waits for them.
 
-Reconciliation, header corrections and cooldowns are written to Redis by
-script in the background (the policy calls them synchronously); `flush`
-waits for them. There is no queue across processes: waiters are served in
-the order they find capacity, so a large token request can lose races to
-small ones under contention.
+Redis itself may fail: every Redis operation is bounded by ``redis_timeout``
+and a failure switches to the ``redis_failure`` mode until a probe (one a
+second) finds Redis again; see ``_redis_base`` and ``_local_share``.
+
+Needs Redis 6.0 or later (see ``_scripts``).
 """
 
 from __future__ import annotations
@@ -23,11 +22,14 @@ import math
 from collections.abc import Mapping
 
 from .._headers import parse_rate_limit_headers, server_pause
-from ..exceptions import RequestTooLargeError
+from ..exceptions import RequestTooLargeError, SharedStateUnavailableError
 from ..limiter._limiter import DEFAULT_COOLDOWN
-from ..limiter._stats import LimiterStatistics, build_statistics
-from ._redis_admission import Op, RedisLimiterCore, loop_now
+from ..limiter._stats import build_statistics
+from ._redis_admission import RedisLimiterCore
+from ._redis_base import Op, loop_now
 from ._redis_permit import RedisPermit
+from ._redis_stats import RedisLimiterStatistics
+from ._shared_state import Unavailable
 
 __all__ = ["RedisRateLimiter"]
 
@@ -36,16 +38,41 @@ class RedisRateLimiter(RedisLimiterCore):
     """
     Rate limits of one provider shared through Redis: requests, tokens, concurrency, cooldowns.
 
-    Every process (or host) that builds one for the same *service* and
-    *key_prefix* draws from one budget. Usage is the same as `ProviderLimiter`::
+    Every process (or host) that builds one for the same *service*,
+    *key_prefix* and *fingerprint* draws from one budget. Usage is the same
+    as `ProviderLimiter`::
 
         async with limiter.acquire(estimated_tokens) as permit:
             response = await send()
             permit.settle(used_tokens=usage.total_tokens, headers=response_headers)
 
-    ``max_concurrency`` is shared too: a holder takes a lease in a sorted set,
-    renewed every ``lease / 3`` seconds while held, so the slots of a crashed
-    process come back after *lease* seconds.
+    Calls of one limiter wait in a local FIFO queue whose head alone talks to
+    Redis; at a saturated rate each admission costs one script call however
+    many calls wait. ``max_concurrency`` is shared too: a holder takes a
+    lease in a sorted set, renewed every ``lease / 3`` seconds (at most every
+    *heartbeat_interval*) while held, so the slots of a crashed process come
+    back within *lease* seconds; a waiter for a slot is woken by the release
+    (``BLPOP``), with a fallback look every *poll_interval*. The Redis client
+    must not be a single-connection client (the slot wait blocks one
+    connection), and its ``socket_timeout`` must exceed a quarter of
+    *redis_timeout* (the longest ``BLPOP`` it sends).
+
+    When Redis fails (an error, or no answer within *redis_timeout*), a
+    warning is logged once, ``hook.shared_state_changed(service, False)`` is
+    called if the hook has it, and until a probe (one a second, in the
+    background) finds Redis again:
+
+    - ``redis_failure="open"`` (the default): each process limits itself to
+      its share of the limits (divided by the live limiters it last counted
+      through their heartbeats) with an in-process `ProviderLimiter`;
+    - ``redis_failure="closed"``: calls fail at once with `SharedStateUnavailableError`.
+
+    (Calls admitted through Redis before the outage and still in flight do
+    not count against the local concurrency share.)
+
+    On recovery (and after a Redis restart that lost the buckets) the request
+    and token buckets restart full, so no burst above the limits follows the
+    outage; the daily bucket gets the tokens admitted locally (see ``_local_share``).
 
     Args:
         redis: The client (see `redis_from_env`); use one per event loop.
@@ -53,14 +80,27 @@ class RedisRateLimiter(RedisLimiterCore):
         service: The provider name: part of the keys, errors and metrics.
         key_prefix: Prefix of every key.
         hook: Receives this process's limiter events.
-        lease: Seconds a concurrency slot outlives a holder that stopped renewing it.
-        poll_interval: Longest sleep between two looks while waiting for a
-            concurrency slot held by another process.
+        lease: Seconds a concurrency slot outlives a holder that stopped
+            renewing it (default 10).
+        poll_interval: Longest wait between two looks for a free concurrency
+            slot when no release is heard of (default 1).
+        redis_failure: ``"open"`` or ``"closed"``: what calls get while Redis
+            is unavailable.
+        redis_timeout: Longest time any Redis operation may take, seconds
+            (default 0.25).
+        fingerprint: Distinguishes budgets of one *service*, such as two API
+            keys (`key_fingerprint`); part of every key's hash tag.
+        heartbeat_interval: Seconds between two heartbeats (default 2); a
+            limiter counts as live for three of them after its last use.
 
     Raises:
-        ConfigurationError: *service* is empty, *lease* or *poll_interval* not > 0.
+        ConfigurationError: *service* is empty, *redis_failure* unknown, or
+            *lease*, *poll_interval*, *redis_timeout* or *heartbeat_interval* not > 0.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+       *redis_failure*, *redis_timeout*, *fingerprint*, *heartbeat_interval*;
+       the default *lease* is 10 s (was 60), *poll_interval* 1 s (was 0.05).
     """
 
     # -- admission ------------------------------------------------------------------
@@ -99,8 +139,13 @@ class RedisRateLimiter(RedisLimiterCore):
             raise ValueError(msg)
         delta = used - charged
         if delta:
-            ops = [("tok", self._tok, "add", delta), ("day", self._day, "add", delta)]
-            self._background.spawn(self._adjust(0.0, ops))
+            local = self._share.limiter
+            if self._state.available or local is None:
+                ops: list[Op] = [("tok", self._tok, "add", delta), ("day", self._day, "add", delta)]
+                self._background.spawn(self._adjust(0.0, ops))
+            else:
+                local.reconcile(charged, used)
+                self._share.admitted(delta)
         stats = self._stats
         stats.window_tokens = max(0.0, stats.window_tokens + delta)
         if estimated is None:
@@ -123,6 +168,8 @@ class RedisRateLimiter(RedisLimiterCore):
         seen = parse_rate_limit_headers(headers)
         if seen.limit_requests is not None or seen.limit_tokens is not None:
             self._hook.server_limits_seen(self.service, seen.limit_requests, seen.limit_tokens)
+        if not self._state.available:
+            self._observe_locally(seen.remaining_requests, seen.remaining_tokens)
         ops: list[Op] = []
         pause = 0.0
         for name, spec, remaining, reset in (
@@ -135,10 +182,24 @@ class RedisRateLimiter(RedisLimiterCore):
                 ops.append((name, spec, "floor", spec[1] - remaining))
             elif remaining < 1.0 and reset is not None:
                 pause = max(pause, reset)
-        if ops:
+        if ops and self._state.available:
             self._background.spawn(self._adjust(0.0, ops))
         if pause > 0.0:
             self.cooldown(pause)
+
+    def _observe_locally(self, requests: float | None, tokens: float | None) -> None:
+        """The provider's remaining counts, as this process's share of them, to the stand-in."""
+        local = self._share.limiter
+        if local is None:
+            return
+        live = self._share.live
+        headers = {}
+        if requests is not None and self._req[0] > 0.0:
+            headers["x-ratelimit-remaining-requests"] = repr(requests / live)
+        if tokens is not None and self._tok[0] > 0.0:
+            headers["x-ratelimit-remaining-tokens"] = repr(tokens / live)
+        if headers:
+            local.observe_headers(headers)
 
     def on_rate_limited(
         self, retry_after: float | None = None, headers: Mapping[str, str] | None = None
@@ -179,11 +240,14 @@ class RedisRateLimiter(RedisLimiterCore):
         if now + seconds <= self._cooldown_until or seconds == 0.0:
             return
         self._cooldown_until = now + seconds
-        ops = [
-            ("req", self._req, "floor", self._req[1] - 1.0 + seconds * self._req[0]),
-            ("tok", self._tok, "floor", self._tok[1] + seconds * self._tok[0]),
-        ]
-        self._background.spawn(self._adjust(seconds, ops))
+        local = self._share.limiter
+        if self._state.available or local is None:
+            self._background.spawn(self._adjust(seconds, self._cooldown_ops(seconds)))
+        else:  # published when Redis is back (re-seeding)
+            local.cooldown(seconds)
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)  # a waiting head looks again
         self._stats.cooldowns += 1
         self._hook.cooldown_started(self.service, seconds)
 
@@ -204,29 +268,60 @@ class RedisRateLimiter(RedisLimiterCore):
         """
         Read the shared cooldown from Redis: seconds until it ends (0 when none).
 
+        Raises:
+            SharedStateUnavailableError: Redis did not answer (in either mode).
+
         .. versionadded:: 0.1.0
         """
-        ms = int(await self._redis.pttl(self.keys["cool"]))
+        key = self.keys["cool"]
+        try:
+            ms = int(await self._state.call(lambda: self._redis.pttl(key)))
+        except Unavailable as exc:
+            raise SharedStateUnavailableError(self.service, exc.reason) from None
         return max(0, ms) / 1000.0
 
-    def statistics(self) -> LimiterStatistics:
+    @property
+    def shared_state_available(self) -> bool:
         """
-        This process's view: its own admissions, waits and denials.
+        Whether the limits are shared through Redis now (False during an outage).
 
-        Utilizations are the shared buckets' as of the last admission attempt.
+        .. versionadded:: 0.2.0
+        """
+        return self._state.available
+
+    def statistics(self) -> RedisLimiterStatistics:
+        """
+        This process's view: its own admissions, waits and denials, and Redis's availability.
+
+        Utilizations are the shared buckets' as of the last admission attempt
+        (during an outage, the local stand-in's).
 
         .. versionadded:: 0.1.0
+        .. versionchanged:: 0.2.0
+           A `RedisLimiterStatistics`, with ``shared_state_available`` and
+           ``live_processes``.
         """
         now = loop_now()
-        return build_statistics(
+        utilization = self._utilization
+        local = self._share.limiter
+        if local is not None:
+            seen = local.statistics()
+            utilization = (seen.request_utilization, seen.token_utilization)
+        base = build_statistics(
             self.service,
             self.limits,
             self._stats,
             now,
-            utilization=self._utilization,
+            utilization=utilization,
             cooldown_remaining=self._cooldown_until - now,
             in_flight=self._in_flight,
             queued=self._waiting,
+        )
+        return RedisLimiterStatistics.extend(
+            base,
+            available=self._state.available,
+            live=self._keeper.live,
+            failure=self.redis_failure,
         )
 
     def __repr__(self) -> str:

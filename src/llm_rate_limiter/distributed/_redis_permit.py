@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..limiter import Permit
     from ._redis_limiter import RedisRateLimiter
 
 __all__ = ["RedisPermit"]
@@ -18,7 +19,8 @@ class RedisPermit:
     One admission by a `RedisRateLimiter`; an async context manager.
 
     Entering waits until the shared buckets (and a shared concurrency slot)
-    admit the request; leaving gives the slot back. Call `settle` with the
+    admit the request, or, while Redis is unavailable and the limiter fails
+    open, until this process's local share does; leaving gives the slot back. Call `settle` with the
     response's usage and headers; unsettled, the estimate stands.
 
     Attributes:
@@ -27,16 +29,17 @@ class RedisPermit:
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("_charged", "_holder", "_limiter", "estimated")
+    __slots__ = ("_charged", "_holder", "_limiter", "_local", "estimated")
 
     def __init__(self, limiter: RedisRateLimiter, tokens: float) -> None:
         self._limiter = limiter
         self.estimated = tokens
         self._holder = ""
+        self._local: Permit | None = None
         self._charged: float | None = None
 
     async def __aenter__(self) -> RedisPermit:
-        self._holder = await self._limiter._admit(self.estimated)
+        self._holder, self._local = await self._limiter._admit(self.estimated)
         return self
 
     async def __aexit__(
@@ -45,7 +48,7 @@ class RedisPermit:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._limiter._release(self._holder)
+        await self._limiter._release(self._holder, self._local)
 
     def settle(
         self, used_tokens: float | None = None, headers: Mapping[str, str] | None = None

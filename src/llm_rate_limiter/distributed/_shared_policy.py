@@ -15,6 +15,7 @@ from ..breaker import BreakerPolicy
 from ..limiter import RateLimits
 from ..retry import RetryPolicy
 from ._keys import key_fingerprint
+from ._redis_base import DEFAULT_LEASE
 from ._redis_breaker import SharedCircuitBreaker
 from ._redis_limiter import RedisRateLimiter
 
@@ -32,7 +33,7 @@ def shared_policy(
     clock: Clock = SYSTEM_CLOCK,
     cost: Callable[..., float] | None = None,
     key_prefix: str = "llmrl",
-    lease: float = 60.0,
+    lease: float = DEFAULT_LEASE,
     refresh_interval: float = 0.1,
     redis_failure: Literal["open", "closed"] = "open",
     redis_timeout: float = 0.25,
@@ -71,8 +72,19 @@ def shared_policy(
 
     .. versionadded:: 0.1.0
     """
+    fingerprint = key_fingerprint(api_key)
     limiter = (
-        RedisRateLimiter(redis, limits, service=name, key_prefix=key_prefix, hook=hook, lease=lease)
+        RedisRateLimiter(
+            redis,
+            limits,
+            service=name,
+            key_prefix=key_prefix,
+            hook=hook,
+            lease=lease,
+            redis_failure=redis_failure,
+            redis_timeout=redis_timeout,
+            fingerprint=fingerprint,
+        )
         if limits is not None
         else None
     )
@@ -87,7 +99,7 @@ def shared_policy(
             refresh_interval=refresh_interval,
             redis_failure=redis_failure,
             redis_timeout=redis_timeout,
-            fingerprint=key_fingerprint(api_key),
+            fingerprint=fingerprint,
         )
         if breaker is not None
         else None
