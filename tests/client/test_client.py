@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import anyio
 import openai
@@ -401,3 +402,31 @@ class TestSharedThroughRedis:
         # server holds 26, 7 more than the shared 0.95 s of 20/s).
         allowance = bunching_allowance(20, 26 - 20 * 0.95, transit.longest)
         assert stats.rate_limited <= 1 + allowance, (stats, transit.longest)
+
+
+@pytest.mark.redis
+async def test_redis_settings_reach_the_shared_parts(server: FaultServer) -> None:
+    """redis_failure, redis_timeout and redis_lease given to the client reach the shared parts."""
+    import uuid
+
+    from llm_rate_limiter.distributed import redis_from_env
+
+    redis = await redis_from_env()
+    config = provider(server, limits=RateLimits(max_concurrency=2), breaker=BreakerPolicy())
+    client = AsyncLLMClient(
+        [config],
+        redis=redis,
+        redis_key_prefix=f"llmrl-test-{uuid.uuid4().hex[:12]}",
+        redis_failure="closed",
+        redis_timeout=0.5,
+        redis_lease=3.0,
+    )
+    async with client:
+        policy = client.policy("primary")
+        limiter, breaker = policy.limiter, policy.breaker
+        await client.chat(MESSAGES)
+    await redis.aclose()
+    lim: Any = limiter
+    brk: Any = breaker
+    assert (3.0, 0.5, "closed") == (lim._lease, lim._state.timeout, lim.redis_failure)
+    assert (0.5, True) == (brk._link.timeout, brk._link.fails_closed)

@@ -204,6 +204,9 @@ async def distributed() -> None:
     )
     custom = llmrl.ResiliencePolicy("x", limiter=limiter, circuit_breaker=breaker)
     client = llmrl.AsyncLLMClient(
-        [llmrl.ProviderConfig(name="a", api_key="k")], redis=redis, redis_failure="open"
+        [llmrl.ProviderConfig(name="a", api_key="k")],
+        redis=redis,
+        redis_failure="open",
+        redis_lease=5.0,
     )
     _ = (policy, custom, client, shared)

@@ -25,7 +25,7 @@ from ._call_info import CallInfo, FallbackRecord
 from ._fallback import fallback_reason, validate_fallbacks
 from ._monitoring import ClientMonitoring
 from ._providers import ProviderConfig, add_base_url_hint, missing_key_hint
-from ._runtime import ProviderRuntime, Span, as_messages, build_policy
+from ._runtime import ProviderRuntime, Shared, Span, as_messages, build_policy
 from ._stream import OpenStream
 
 if TYPE_CHECKING:
@@ -55,6 +55,8 @@ class AsyncLLMClient(ClientMonitoring):
             (the default) runs each process on local state, ``"closed"`` refuses
             calls with `SharedStateUnavailableError`.
         redis_timeout: Bound of every Redis operation on the call path, in seconds.
+        redis_lease: Seconds a shared concurrency slot is leased for (renewed while
+            held; a killed worker's slots come back after it). Default 10.
 
     Raises:
         ConfigurationError: No providers, duplicate names, unknown fallbacks, a missing key.
@@ -74,6 +76,7 @@ class AsyncLLMClient(ClientMonitoring):
         redis_key_prefix: str = "llmrl",
         redis_failure: Literal["open", "closed"] = "open",
         redis_timeout: float = 0.25,
+        redis_lease: float | None = None,
     ) -> None:
         if not providers:
             msg = "at least one ProviderConfig is required"
@@ -94,10 +97,9 @@ class AsyncLLMClient(ClientMonitoring):
         self.metrics = metrics if metrics is not None else MetricsCollector(clock=clock)
         self._clock = clock
         self._providers: dict[str, ProviderRuntime] = {}
+        shared = Shared(redis, redis_key_prefix, redis_failure, redis_timeout, redis_lease)
         for config in providers:
-            policy = build_policy(
-                config, self.metrics, clock, redis, redis_key_prefix, redis_failure, redis_timeout
-            )
+            policy = build_policy(config, self.metrics, clock, shared)
             self._providers[config.name] = ProviderRuntime(config, policy)
         self._chains: dict[str, tuple[str, ...]] = {
             name: (name, *self._fallbacks.get(name, ())) for name in names

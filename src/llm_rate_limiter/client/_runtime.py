@@ -21,7 +21,7 @@ from ._stream import OpenStream, open_stream
 if TYPE_CHECKING:
     import redis.asyncio
 
-__all__ = ["ProviderRuntime", "Span", "as_messages", "build_policy"]
+__all__ = ["ProviderRuntime", "Shared", "Span", "as_messages", "build_policy"]
 
 
 class Span(NamedTuple):
@@ -47,17 +47,21 @@ def as_messages(messages: Iterable[Any]) -> list[Any]:
     return list(messages)
 
 
+class Shared(NamedTuple):
+    """Where and how a client shares its limits and breakers (no Redis: in-process)."""
+
+    redis: redis.asyncio.Redis | None
+    key_prefix: str = "llmrl"
+    failure: Literal["open", "closed"] = "open"
+    timeout: float = 0.25
+    lease: float | None = None
+
+
 def build_policy(
-    config: ProviderConfig,
-    hook: MetricsHook,
-    clock: Clock,
-    redis: redis.asyncio.Redis | None,
-    key_prefix: str,
-    redis_failure: Literal["open", "closed"] = "open",
-    redis_timeout: float = 0.25,
+    config: ProviderConfig, hook: MetricsHook, clock: Clock, shared: Shared
 ) -> ResiliencePolicy:
-    """The provider's policy: in-process, or with its limits and breaker shared through *redis*."""
-    if redis is None:
+    """The provider's policy: in-process, or with its limits and breaker shared through Redis."""
+    if shared.redis is None:
         limits = config.limits
         dialect = config.rate_limit_dialect
         return ResiliencePolicy(
@@ -71,18 +75,20 @@ def build_policy(
             clock=clock,
         )
     from ..distributed import shared_policy
+    from ..distributed._redis_base import DEFAULT_LEASE
 
     return shared_policy(
         config.name,
-        redis=redis,
+        redis=shared.redis,
         retry=config.retry,
         limits=config.limits,
         breaker=config.breaker,
         hook=hook,
         clock=clock,
-        key_prefix=key_prefix,
-        redis_failure=redis_failure,
-        redis_timeout=redis_timeout,
+        key_prefix=shared.key_prefix,
+        lease=DEFAULT_LEASE if shared.lease is None else shared.lease,
+        redis_failure=shared.failure,
+        redis_timeout=shared.timeout,
         api_key=config.api_key,
     )
 
