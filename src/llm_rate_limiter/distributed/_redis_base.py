@@ -276,13 +276,7 @@ class RedisLimiterBase:
         if holder:
             keeper.holders.add(holder)
         keeper.touch(now)
-        stats = self._stats
-        if now >= stats.window_end:
-            stats.roll_window(now)
-        stats.window_requests += 1
-        stats.window_tokens += tokens
-        if waited > 0.0:
-            stats.waits.append((now, tokens, waited, stats.admitted - 1))
+        self._stats.record_admission(now, tokens, waited)
         if local:
             self._share.admitted(tokens)
         self._hook.limiter_waited(self.service, waited, tokens)

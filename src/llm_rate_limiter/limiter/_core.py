@@ -168,13 +168,7 @@ class LimiterCore:
             if self._day is not None:
                 self._day._level += tokens
         self._in_flight += 1
-        stats = self._stats
-        if now >= stats.window_end:
-            stats.roll_window(now)
-        stats.window_requests += 1
-        stats.window_tokens += tokens
-        if waited > 0.0:
-            stats.waits.append((now, tokens, waited, stats.admitted - 1))
+        self._stats.record_admission(now, tokens, waited)
         self._on_admit(self.service, waited, tokens)
 
     def _head_wait(self, tokens: float, now: float) -> float:

@@ -188,6 +188,15 @@ class LimiterRecorder:
         """Tokens admitted so far (estimates, reconciled)."""
         return self.closed_tokens + self.window_tokens
 
+    def record_admission(self, now: float, tokens: float, waited: float) -> None:
+        """Count one admission of *tokens* at *now*, after *waited* seconds (the slow paths)."""
+        if now >= self.window_end:
+            self.roll_window(now)
+        self.window_requests += 1
+        self.window_tokens += tokens
+        if waited > 0.0:
+            self.waits.append((now, tokens, waited, self.admitted - 1))
+
     def roll_window(self, now: float) -> None:
         """Close the current minute window (keeping its peaks) and open the one holding *now*."""
         end = (now // _WINDOW + 1.0) * _WINDOW
