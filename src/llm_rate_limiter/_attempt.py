@@ -169,20 +169,11 @@ class Attempt(Generic[R]):
             return ticket, context, permit
 
     async def _bounded(self, waiting: Awaitable[T], what: str) -> T:
-        """Await *waiting*, but not past the call's deadline."""
-        deadline_at = self._deadline_at
-        if deadline_at is None:
-            return await waiting
-        left = deadline_at - self._policy.clock.monotonic()
-        scope = asyncio.timeout(max(0.0, left))
-        try:
-            async with scope:
-                return await waiting
-        except TimeoutError:
-            if not scope.expired():
-                raise
+        """Await *waiting*, but not past the call's deadline (which is set)."""
+        assert self._deadline_at is not None
+        left = self._deadline_at - self._policy.clock.monotonic()
         msg = f"deadline passed while waiting for {what} of {self._policy.name!r}"
-        raise DeadlineExceededError(msg)
+        return await _within(waiting, left, lambda: DeadlineExceededError(msg))
 
     async def _send_guarded(self, ticket: Any, permit: Any) -> R:
         policy = self._policy
@@ -198,7 +189,10 @@ class Attempt(Generic[R]):
             if limit is None:
                 result = await self._send()
             else:
-                result = await _within(self._send, limit, policy.name)
+                name = policy.name
+                result = await _within(
+                    self._send(), limit, lambda: AttemptTimeoutError(name, limit)
+                )
             # Settling parses the reply: a body that does not parse fails the attempt.
             used, headers = (None, None) if self._settle is None else self._settle(result)
         except Exception as exc:
@@ -235,16 +229,16 @@ class Attempt(Generic[R]):
         return result
 
 
-async def _within(send: Callable[[], Awaitable[R]], limit: float, service: str) -> R:
-    """Run ``send()`` for at most *limit* seconds; past it raise `AttemptTimeoutError`."""
+async def _within(waiting: Awaitable[T], limit: float, error: Callable[[], Exception]) -> T:
+    """Await *waiting* for at most *limit* seconds; past it raise ``error()``."""
     scope = asyncio.timeout(max(0.0, limit))
     try:
         async with scope:
-            return await send()
+            return await waiting
     except TimeoutError:
         if not scope.expired():
             raise
-    raise AttemptTimeoutError(service, limit)
+    raise error()
 
 
 def _refused(exc: Exception) -> bool:
