@@ -16,8 +16,11 @@ from ._errors import RetryErrorType
 
 __all__ = ["NULL_HOOK", "CallOutcome", "MetricsHook", "NullHook"]
 
-#: How a whole call (all its attempts) ended.
-CallOutcome = Literal["success", "failure", "cancelled"]
+#: How a whole call (all its attempts) on one service ended: served (``"success"``),
+#: failed at the provider or locally (``"failure"``), turned away by the open
+#: circuit breaker without being sent (``"shed"``, since 0.3.0), or cancelled by
+#: the caller (``"cancelled"``).
+CallOutcome = Literal["success", "failure", "shed", "cancelled"]
 
 
 class MetricsHook(Protocol):

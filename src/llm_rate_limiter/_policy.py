@@ -19,8 +19,9 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from ._attempt import Attempt
 from ._clock import SYSTEM_CLOCK, Clock
-from ._hooks import NULL_HOOK, MetricsHook
+from ._hooks import NULL_HOOK, CallOutcome, MetricsHook
 from .breaker import AsyncCircuitBreaker, BreakerPolicy
+from .exceptions import CircuitOpenError
 from .limiter import ProviderLimiter, RateLimiterLike, RateLimits
 from .retry import Retrier, RetryCallStats, RetryPolicy
 
@@ -164,8 +165,10 @@ class ResiliencePolicy:
                 max_retries=max_retries,
                 bounded=True,
             )
-        except Exception:
-            hook.call_finished(name, "failure", clock.monotonic() - started, stats.attempts)
+        except Exception as exc:
+            # Turned away by the open breaker: shed load, not a failure at the provider.
+            outcome: CallOutcome = "shed" if isinstance(exc, CircuitOpenError) else "failure"
+            hook.call_finished(name, outcome, clock.monotonic() - started, stats.attempts)
             raise
         except BaseException:
             hook.call_finished(name, "cancelled", clock.monotonic() - started, stats.attempts)

@@ -118,7 +118,8 @@ class MetricsCollector(MetricsViews):
         s.calls_started += 1
         w = s.window
         w.calls[w.slot(self._clock.monotonic())] += 1
-        in_flight = s.calls_started - s.calls_succeeded - s.calls_failed - s.calls_cancelled
+        ended = s.calls_succeeded + s.calls_failed + s.calls_cancelled + s.calls_shed
+        in_flight = s.calls_started - ended
         if in_flight > s.peak_in_flight:
             s.peak_in_flight = in_flight
 
@@ -132,6 +133,9 @@ class MetricsCollector(MetricsViews):
             s.retried_calls += 1
         if outcome == "cancelled":
             s.calls_cancelled += 1
+            return
+        if outcome == "shed":  # turned away by the open breaker: never reached the provider
+            s.calls_shed += 1
             return
         w = s.window
         index = w.slot(self._clock.monotonic())

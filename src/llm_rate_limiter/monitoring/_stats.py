@@ -74,6 +74,7 @@ class ServiceState:
         "call_latency_total",
         "calls_cancelled",
         "calls_failed",
+        "calls_shed",
         "calls_started",
         "calls_succeeded",
         "config",
@@ -128,6 +129,7 @@ class ServiceState:
         self.config = config
         self.calls_started = self.calls_succeeded = self.calls_failed = 0
         self.calls_cancelled = self.peak_in_flight = self.retried_calls = 0
+        self.calls_shed = 0
         self.succeeded_after_retry = 0
         self.call_latency_total = self.call_latency_max = 0.0
         self.recent_latencies: deque[float] = deque(maxlen=history_size)
@@ -189,7 +191,7 @@ def service_snapshot(name: str, s: ServiceState, now: float) -> dict[str, Any]:
     finished = s.calls_succeeded + s.calls_failed
     latencies = list(s.recent_latencies)
     outcomes = list(s.recent_outcomes)
-    judged_recent = sum(1 for o in outcomes if o != "cancelled")
+    judged_recent = sum(1 for o in outcomes if o not in ("cancelled", "shed"))
     requests_minute = s.window.rate("calls", now)
     tokens_minute = s.window.rate("tokens", now)
     peak_requests = s.window.peak("calls", now)
@@ -203,7 +205,8 @@ def service_snapshot(name: str, s: ServiceState, now: float) -> dict[str, Any]:
         "successful_requests": s.calls_succeeded,
         "failed_requests": s.calls_failed,
         "cancelled_requests": s.calls_cancelled,
-        "in_flight": s.calls_started - finished - s.calls_cancelled,
+        "shed_requests": s.calls_shed,
+        "in_flight": s.calls_started - finished - s.calls_cancelled - s.calls_shed,
         "peak_in_flight": s.peak_in_flight,
         "success_rate": _ratio(s.calls_succeeded, finished) if finished else 1.0,
         "failure_rate": _ratio(s.calls_failed, finished),
