@@ -10,15 +10,23 @@ The full stack's cost per successful call, against the bare composition, in the 
   ``AsyncOpenAI(max_retries=0).chat.completions.create`` on the same transport.
 - ``stall``: the event loop's largest stall while 1,000 calls are in flight
   through a limiter that makes them queue.
+- ``otel``: the same ``noop`` policy and ``chat`` client instrumented with
+  `llm_rate_limiter.otel.instrument`, as a ratio to the uninstrumented one in
+  the same run: on OpenTelemetry's no-op providers, on the API's global
+  defaults with no SDK set (what ``instrument(client)`` gets before an SDK is
+  configured), and on the SDK's (real spans, no exporter; metrics aggregated
+  in memory).
 
 Targets: ours at most 0.5x the bare composition (a first attempt that succeeds
-need not pay for the retry loop); no stall above 50 ms. Run
+need not pay for the retry loop); no stall above 50 ms; instrumented on the
+no-op providers at most 1.5x uninstrumented. Run
 ``python benchmarks/bench_client.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import time
@@ -50,6 +58,7 @@ ROUNDS = 5
 CALLS = 5_000
 CHAT_CALLS = 500
 TARGET = 0.5
+OTEL_TARGET = 1.5
 STALL_TARGET = 0.050
 HUGE = RateLimits(requests_per_minute=600_000_000, tokens_per_minute=6_000_000_000)
 
@@ -169,6 +178,93 @@ async def _chat_pair() -> tuple[float, float, float]:
     return best_ours, best_bare, best_sdk
 
 
+def _otel_stacks() -> dict[str, tuple[Any, Any]]:
+    """Tracer and meter providers by name: the API's no-op ones, its defaults, the SDK's."""
+    from opentelemetry import metrics, trace
+
+    stacks: dict[str, tuple[Any, Any]] = {
+        "noop_providers": (trace.NoOpTracerProvider(), metrics.NoOpMeterProvider()),
+        "api_default": (None, None),  # the global providers, no SDK set: the API's proxies
+    }
+    try:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+    except ImportError:  # pragma: no cover -- the SDK is a test dependency only
+        return stacks
+    stacks["sdk"] = (
+        TracerProvider(shutdown_on_exit=False),
+        MeterProvider(metric_readers=[InMemoryMetricReader()], shutdown_on_exit=False),
+    )
+    return stacks
+
+
+def _instrument(target: Any, stack: tuple[Any, Any]) -> None:
+    from llm_rate_limiter.otel import instrument
+
+    instrument(target, tracer_provider=stack[0], meter_provider=stack[1])
+
+
+async def _otel_noop() -> dict[str, float]:
+    """Per call: the noop policy uninstrumented, and instrumented on each stack, same run."""
+    policies = {"plain": _policy()}
+    for name, stack in _otel_stacks().items():
+        policies[name] = _policy()
+        _instrument(policies[name], stack)
+    best = dict.fromkeys(policies, float("inf"))
+    for _ in range(ROUNDS):
+        for name, policy in policies.items():
+            best[name] = min(best[name], await _time(functools.partial(policy.run, noop), CALLS))
+    return best
+
+
+async def _otel_chat() -> dict[str, float]:
+    """Per call: ``chat()`` on the in-process transport, uninstrumented and instrumented."""
+
+    def config() -> ProviderConfig:
+        return ProviderConfig(
+            name="openai",
+            base_url="http://bench.invalid/v1",
+            api_key="sk-bench",
+            model="mock-gpt",
+            limits=HUGE,
+            retry=RetryPolicy(max_retries=2),
+            breaker=BreakerPolicy(),
+            http_client=httpx2.AsyncClient(transport=_transport()),
+        )
+
+    stacks = _otel_stacks()
+    clients = {"plain": AsyncLLMClient([config()])}
+    for name, stack in stacks.items():
+        clients[name] = AsyncLLMClient([config()])
+        _instrument(clients[name], stack)
+    best = dict.fromkeys(clients, float("inf"))
+    try:
+        for _ in range(ROUNDS):
+            for name, llm in clients.items():
+                chat = functools.partial(llm.chat, MESSAGES)
+                best[name] = min(best[name], await _time(chat, CHAT_CALLS))
+    finally:
+        for llm in clients.values():
+            await llm.aclose()
+    return best
+
+
+def _otel_figures(noop: dict[str, float], chat: dict[str, float]) -> dict[str, Any]:
+    figures: dict[str, Any] = {
+        "otel_noop_plain_us": round(noop["plain"] * 1e6, 2),
+        "otel_chat_plain_us": round(chat["plain"] * 1e6, 1),
+    }
+    for name in noop:
+        if name != "plain":
+            figures[f"otel_noop_{name}_us"] = round(noop[name] * 1e6, 2)
+            figures[f"otel_noop_{name}_ratio"] = round(noop[name] / noop["plain"], 3)
+            figures[f"otel_chat_{name}_us"] = round(chat[name] * 1e6, 1)
+            figures[f"otel_chat_{name}_ratio"] = round(chat[name] / chat["plain"], 3)
+    figures["otel_target_ratio"] = OTEL_TARGET
+    return figures
+
+
 class _GcPauses:
     """The longest garbage-collector pause while active (a stall that is the interpreter's)."""
 
@@ -226,6 +322,7 @@ async def _stall(in_flight: int = 1_000, *, bare: bool = False) -> tuple[float, 
 async def _main() -> dict[str, Any]:
     ours, bare = await _noop_pair()
     chat_ours, chat_bare, chat_sdk = await _chat_pair()
+    otel = _otel_figures(await _otel_noop(), await _otel_chat())
     stall, gc_pause = max([await _stall() for _ in range(3)])
     bare_stall, bare_gc_pause = max([await _stall(bare=True) for _ in range(3)])
     gc.freeze()  # what an application does after start-up: old objects leave the GC's scans
@@ -249,6 +346,7 @@ async def _main() -> dict[str, Any]:
         "longest_gc_pause_ms_after_gc_freeze": round(frozen_gc_pause * 1e3, 2),
         "target_ratio": TARGET,
         "target_stall_ms": STALL_TARGET * 1e3,
+        **otel,
     }
 
 

@@ -38,6 +38,7 @@ PUBLIC = (
     "llm_rate_limiter.exceptions",
     "llm_rate_limiter.limiter",
     "llm_rate_limiter.monitoring",
+    "llm_rate_limiter.otel",
     "llm_rate_limiter.retry",
     "llm_rate_limiter.testing",
 )

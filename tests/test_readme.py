@@ -58,14 +58,16 @@ def environment(fault_server: FaultServer) -> dict[str, str]:
 
 
 def test_the_readme_has_the_blocks_this_file_runs() -> None:
-    """Five Python blocks: quickstart, configuration, custom policy, Redis, the pytest example."""
+    """Six Python blocks: quickstart, configuration, policy, Redis, OpenTelemetry, pytest."""
     found = blocks()
-    assert 5 == len(found)
+    assert 6 == len(found)
     assert "asyncio.run(main())" in found[0]
-    assert "@pytest.mark.anyio" in found[4]
+    assert "@pytest.mark.anyio" in found[5]
 
 
-@pytest.mark.parametrize("index", [0, 1, 2], ids=["quickstart", "configuration", "policy"])
+@pytest.mark.parametrize(
+    "index", [0, 1, 2, 4], ids=["quickstart", "configuration", "policy", "opentelemetry"]
+)
 async def test_block_runs(index: int, fault_server: FaultServer) -> None:
     """The block exits 0 and prints what it promises, with no error output."""
     code, out = await run(sys.executable, "-c", blocks()[index], env=environment(fault_server))
@@ -93,7 +95,7 @@ async def test_redis_block_runs(fault_server: FaultServer) -> None:
 
 async def test_pytest_example_passes(fault_server: FaultServer, tmp_path: Path) -> None:
     """The testing example, saved as a test file, passes under pytest with the plugin."""
-    (tmp_path / "test_example.py").write_text(blocks()[4], encoding="utf-8")
+    (tmp_path / "test_example.py").write_text(blocks()[5], encoding="utf-8")
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_example.py"]
     code, out = await run(*argv, env=environment(fault_server), cwd=tmp_path)
     assert 0 == code, out

@@ -9,7 +9,9 @@ queued there when the breaker opens is sent away at once (`WaitInterrupted`)
 and asks the breaker again; one that got its capacity looks at the breaker
 once more before sending. The send runs under the attempt timeout, cut
 further by the call's deadline; so does every wait. A stream's breaker
-outcome is recorded when the stream ends, not at its first chunk.
+outcome is recorded when the stream ends, not at its first chunk. A traced
+policy runs each attempt through `Attempt.traced`, inside the span its
+tracer opens (current while the attempt runs).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ._clock import Clock
 from ._errors import RetryErrorType, classify_error, is_quota_error
 from ._headers import parse_retry_after, parse_retry_delay
 from ._hooks import MetricsHook
+from ._tracing import AttemptTracer
 from .breaker import AsyncCircuitBreaker
 from .exceptions import AttemptTimeoutError, CircuitOpenError, DeadlineExceededError
 from .limiter import PermitLike, RateLimiterLike, WaitInterrupted
@@ -44,6 +47,7 @@ class PolicyParts(Protocol):
     attempt_timeout: float | None
     limiter: RateLimiterLike | None
     breaker: AsyncCircuitBreaker | None
+    tracer: AttemptTracer | None
 
 
 def rate_limit_hint(exc: BaseException) -> tuple[float | None, Any] | None:
@@ -75,7 +79,16 @@ class Attempt(Generic[R]):
     wait and the send itself end by *deadline_at*.
     """
 
-    __slots__ = ("_deadline_at", "_hold", "_policy", "_send", "_settle", "_tokens", "_wait_open")
+    __slots__ = (
+        "_count",
+        "_deadline_at",
+        "_hold",
+        "_policy",
+        "_send",
+        "_settle",
+        "_tokens",
+        "_wait_open",
+    )
 
     def __init__(
         self,
@@ -94,6 +107,17 @@ class Attempt(Generic[R]):
         self._hold = hold
         self._wait_open = wait_open
         self._deadline_at = deadline_at
+        self._count = 0
+
+    async def traced(self) -> R:
+        """`run` inside the span of the policy's tracer: what a traced policy's retry loop calls."""
+        policy = self._policy
+        tracer = policy.tracer
+        if tracer is None:  # uninstrumented while the call ran
+            return await self.run()
+        self._count += 1
+        with tracer.attempt(policy.name, self._count):
+            return await self.run()
 
     async def run(self) -> R:
         """Run one attempt through breaker, limiter and timeout."""

@@ -20,6 +20,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 from ._attempt import Attempt
 from ._clock import SYSTEM_CLOCK, Clock
 from ._hooks import NULL_HOOK, CallOutcome, MetricsHook
+from ._tracing import AttemptTracer
 from .breaker import AsyncCircuitBreaker, BreakerPolicy
 from .exceptions import CircuitOpenError
 from .limiter import ProviderLimiter, RateLimiterLike, RateLimits
@@ -89,6 +90,8 @@ class ResiliencePolicy:
         elif breaker is not None:
             circuit_breaker = AsyncCircuitBreaker(breaker, service=name, hook=hook, clock=clock)
         self.breaker: AsyncCircuitBreaker | None = circuit_breaker
+        #: Opens each attempt's span; None (the default) unless instrumented.
+        self.tracer: AttemptTracer | None = None
         if circuit_breaker is not None and limiter is not None:
             circuit_breaker.add_open_listener(limiter.interrupt_waiters)
         register = getattr(hook, "register_service", None)
@@ -158,7 +161,7 @@ class ResiliencePolicy:
         attempt = Attempt(self, send, tokens, settle, hold_permit, wait_open, deadline_at)
         try:
             result = await retrier.run(
-                attempt.run,
+                attempt.run if self.tracer is None else attempt.traced,
                 stats=stats,
                 last_resort=last_resort,
                 deadline_at=deadline_at,
@@ -178,6 +181,15 @@ class ResiliencePolicy:
         else:
             hook.call_finished(name, "success", clock.monotonic() - started, stats.attempts)
         return result
+
+    def _set_hook(self, hook: MetricsHook) -> None:
+        """Send the events of every part (retrier, limiter, breaker) to *hook* from now on."""
+        self.hook = hook
+        self.retrier._set_hook(hook)
+        for part in (self.limiter, self.breaker):
+            set_hook = getattr(part, "_set_hook", None)  # a limiter of the user's may not have it
+            if set_hook is not None:
+                set_hook(hook)
 
     async def call(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """

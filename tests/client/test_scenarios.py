@@ -108,7 +108,7 @@ class TestDiagnosis:
         assert "high_rate_limit_denial" in types
 
     async def test_outage(self, server: FaultServer) -> None:
-        """An outage reports circuit_breaker_activations and elevated_failure_rate."""
+        """An outage reports circuit_breaker_activations alone: shed calls are not failures."""
         server.outage(3600)
         retry = RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.05, wait_for_breaker=False)
         async with client_for(server, breaker=BreakerPolicy(fail_max=3), retry=retry) as client:
@@ -117,7 +117,8 @@ class TestDiagnosis:
             status = client.health()["status"]
         # The first call's three attempts open the breaker; the rest are shed unsent.
         assert {"InternalServerError": 1, "CircuitOpenError": CALLS - 1} == outcomes
-        assert {"circuit_breaker_activations", "elevated_failure_rate"} <= types
+        # One failed call is too few to judge a failure rate; the open breaker explains the rest.
+        assert {"circuit_breaker_activations"} == types
         assert "critical" == status
         assert 3 == server.stats().requests
 

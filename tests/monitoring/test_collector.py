@@ -366,8 +366,8 @@ class TestSnapshots:
         limiter = collector.rate_limiter_stats()
         breaker = collector.circuit_breaker_stats()
         assert ["a", "b"] == list(limiter) == list(breaker) == collector.services()
-        assert {*LIMITER_KEYS, "health_status", "health_score"} == set(limiter["a"])
-        assert {*BREAKER_KEYS, "health_status", "health_score"} == set(breaker["b"])
+        assert {*LIMITER_KEYS, "health_status", "health_score", "health_trend"} == set(limiter["a"])
+        assert {*BREAKER_KEYS, "health_status", "health_score", "health_trend"} == set(breaker["b"])
         assert (60.0, "healthy") == (
             limiter["a"]["configured_requests_per_minute"],
             limiter["a"]["health_status"],

@@ -11,9 +11,15 @@ from llm_rate_limiter.testing import FakeClock
 
 
 @pytest.fixture
-def collector() -> MetricsCollector:
-    """A collector on a fake clock."""
-    return MetricsCollector(clock=FakeClock())
+def clock() -> FakeClock:
+    """A fake clock."""
+    return FakeClock()
+
+
+@pytest.fixture
+def collector(clock: FakeClock) -> MetricsCollector:
+    """A collector on the fake clock."""
+    return MetricsCollector(clock=clock)
 
 
 def outcomes(
@@ -86,13 +92,16 @@ class TestServiceHealth:
         outcomes(collector, 80, 20)
         assert ("degraded", 60.0) == status(collector)
 
-    def test_recovered_service_is_healthy_again(self, collector):
-        """Health judges the recent calls: 100 successes after 50 failures are healthy."""
+    def test_recovered_service_is_healthy_again(self, collector, clock):
+        """Health judges the window: clean calls after the failures left it are healthy."""
         outcomes(collector, 0, 50)
         assert "critical" == status(collector)[0]
         outcomes(collector, 100, 0)
+        assert "critical" == status(collector)[0]  # 50 of 150 failed in this window
+        clock.advance(60.0)
+        outcomes(collector, 100, 0)
         assert ("healthy", 100.0) == status(collector)
-        assert 1 / 3 == pytest.approx(collector.service_metrics("svc")["failure_rate"])
+        assert 50 / 250 == pytest.approx(collector.service_metrics("svc")["failure_rate"])
 
     def test_failure_rate_above_threshold_is_critical(self, collector):
         """A failure rate of 21% is critical, and a critical score is at most 49."""
@@ -166,7 +175,12 @@ class TestServiceHealth:
 class TestSystemHealth:
     def test_no_services_is_healthy(self, collector):
         """A collector with no services is healthy at 100."""
-        assert {"status": "healthy", "health_score": 100.0, "services": {}} == collector.health()
+        assert {
+            "status": "healthy",
+            "health_score": 100.0,
+            "trend": "stable",
+            "services": {},
+        } == collector.health()
 
     def test_worst_status_and_mean_score(self, collector):
         """The system takes the worst status and the mean score, capped by status."""

@@ -117,7 +117,8 @@ class TestMonitor:
     async def test_warns_once_per_new_issue(self, collector, clock, recorder):
         """An issue is warned about once while it lasts, and again when it comes back."""
         logger = logging.getLogger(f"{LOGGER_NAME}.test")
-        monitor = Monitor(collector, interval=60, logger=logger, clock=clock)
+        # Summaries every 10 s: the failures stay inside the 60 s health window throughout.
+        monitor = Monitor(collector, interval=10, logger=logger, clock=clock)
         fail(collector, 10)
         monitor.start()
         await until(lambda: len(recorder.summaries()) >= 4)

@@ -123,7 +123,8 @@ class TestExposition:
         text = generate_latest(registry).decode()
         assert SECRET not in text
         values = {v for _, labels in scrape(registry) for _, v in labels}
-        fixed = {"success", "failure", "cancelled", "timeout", "closed", "open", "half_open"}
+        fixed = {"success", "failure", "shed", "cancelled", "timeout", "closed", "open"}
+        fixed |= {"half_open", "fallback", "error"}
         bounds = {repr(float(b)) for b in (*LATENCY_BUCKETS, *WAIT_BUCKETS)} | {"+Inf"}
         assert values <= {"openai", "moonshot"} | fixed | bounds
         assert 2.0 == scrape(registry)[key("llm_ratelimit_denials_total", provider="openai")]

@@ -210,3 +210,15 @@ async def distributed() -> None:
         redis_lease=5.0,
     )
     _ = (policy, custom, client, shared)
+
+
+async def opentelemetry() -> None:
+    from llm_rate_limiter.otel import instrument, uninstrument
+
+    client = llmrl.AsyncLLMClient([llmrl.ProviderConfig(name="a", api_key="k")])
+    instrument(client, tracer_provider=None, meter_provider=None, capture_message_content=False)
+    instrument(client.policy("a"))
+    uninstrument(client)
+    thresholds = llmrl.HealthThresholds(window_seconds=30.0, window_min_calls=5)
+    trend: str = client.health()["services"]["a"]["trend"]
+    _ = (thresholds, trend)

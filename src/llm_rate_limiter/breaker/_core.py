@@ -253,6 +253,10 @@ class BreakerCore:
 
     # -- internals ------------------------------------------------------------------
 
+    def _set_hook(self, hook: MetricsHook) -> None:
+        """Send this breaker's events to *hook* from now on (instrumentation swaps it)."""
+        self._hook = hook
+
     def _current_state(self) -> BreakerState:
         """The state, after moving an open breaker to half-open if its timeout passed."""
         if self._state == "open" and self._mono() >= self._opened_at + self._policy.reset_timeout:

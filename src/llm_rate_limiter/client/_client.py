@@ -17,6 +17,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from .._clock import SYSTEM_CLOCK, Clock
 from .._policy import ResiliencePolicy
+from .._tracing import ChatTracer
 from .._validate import check_int
 from ..exceptions import ClientClosedError, ConfigurationError
 from ..monitoring import MetricsCollector, Monitor, unregister_prometheus
@@ -47,9 +48,11 @@ class AsyncLLMClient(ClientMonitoring):
         default_provider: The provider of calls that name none (default: the first).
         metrics: The collector to feed (default: a new `MetricsCollector`).
         clock: Time source for the policy parts; tests pass `FakeClock`.
-        redis: A ``redis.asyncio.Redis`` client: every provider's limits and breaker
-            state are then shared with every other process using the same Redis
-            (`llm_rate_limiter.distributed`; needs the ``redis`` extra).
+        redis: A ``redis.asyncio.Redis`` or ``redis.asyncio.RedisCluster`` client
+            (see `llm_rate_limiter.distributed.redis_from_env`): every provider's
+            limits and breaker state are then shared with every other process using
+            the same Redis; on a cluster each provider (and API key) lives on one
+            shard (`llm_rate_limiter.distributed`; needs the ``redis`` extra).
         redis_key_prefix: Prefix of the shared keys.
         redis_failure: When Redis does not answer within *redis_timeout*: ``"open"``
             (the default) runs each process on local state, ``"closed"`` refuses
@@ -72,7 +75,7 @@ class AsyncLLMClient(ClientMonitoring):
         default_provider: str | None = None,
         metrics: MetricsCollector | None = None,
         clock: Clock = SYSTEM_CLOCK,
-        redis: redis.asyncio.Redis | None = None,
+        redis: redis.asyncio.Redis | redis.asyncio.RedisCluster | None = None,
         redis_key_prefix: str = "llmrl",
         redis_failure: Literal["open", "closed"] = "open",
         redis_timeout: float = 0.25,
@@ -105,6 +108,7 @@ class AsyncLLMClient(ClientMonitoring):
             name: (name, *self._fallbacks.get(name, ())) for name in names
         }
         self._monitor: Monitor | None = None
+        self._tracer: ChatTracer | None = None  # set by llm_rate_limiter.otel.instrument
         self._closed = False
 
     @classmethod
@@ -170,7 +174,7 @@ class AsyncLLMClient(ClientMonitoring):
             return False
         backup = chain[index + 1]
         info.fallbacks.append(FallbackRecord(name, backup, reason, type(exc).__name__))
-        self.metrics.fallback_taken(name, backup, reason)
+        provider.policy.hook.fallback_taken(name, backup, reason)  # the metrics (and OTel)
         return True
 
     async def _through_chain(
@@ -179,18 +183,16 @@ class AsyncLLMClient(ClientMonitoring):
         model: str | None,
         call_info: CallInfo | None,
         run_one: Callable[[ProviderRuntime, str, RetryCallStats, int, bool, Span], Awaitable[T]],
+        messages: list[Any] | None = None,
     ) -> T:
-        """
-        Try each provider of the chain in turn with *run_one*, recording what happened.
-
-        One deadline holds for the whole chain: the first provider's
-        ``RetryPolicy.deadline``, counted from the start of the call.
-        """
+        """Try each provider of the chain in turn with *run_one*, recording what happened."""
+        if messages is not None and (tracer := self._tracer) is not None:  # in a CLIENT span
+            return await tracer.chat(self, provider, model, call_info, run_one, messages)
         chain = self._chain(provider)
         info = call_info if call_info is not None else CallInfo()
         clock = self._clock
         started = clock.monotonic()
-        deadline = self._providers[chain[0]].policy.retry_policy.deadline
+        deadline = self._providers[chain[0]].policy.retry_policy.deadline  # one for the chain
         span = Span(started, None if deadline is None else started + deadline)
         for index, name in enumerate(chain):
             runtime = self._providers[name]
@@ -263,7 +265,7 @@ class AsyncLLMClient(ClientMonitoring):
                 message_list, use_model, kwargs, stats, retries, last, span.deadline_at
             )
 
-        return await self._through_chain(provider, model, call_info, run_one)
+        return await self._through_chain(provider, model, call_info, run_one, message_list)
 
     async def chat_stream(
         self,
@@ -295,7 +297,7 @@ class AsyncLLMClient(ClientMonitoring):
         ) -> Awaitable[OpenStream]:
             return runtime.stream(message_list, use_model, kwargs, stats, span, last)
 
-        stream = await self._through_chain(provider, model, call_info, run_one)
+        stream = await self._through_chain(provider, model, call_info, run_one, message_list)
         async with stream:
             async for chunk in stream:
                 yield chunk

@@ -50,7 +50,7 @@ def as_messages(messages: Iterable[Any]) -> list[Any]:
 class Shared(NamedTuple):
     """Where and how a client shares its limits and breakers (no Redis: in-process)."""
 
-    redis: redis.asyncio.Redis | None
+    redis: redis.asyncio.Redis | redis.asyncio.RedisCluster | None
     key_prefix: str = "llmrl"
     failure: Literal["open", "closed"] = "open"
     timeout: float = 0.25

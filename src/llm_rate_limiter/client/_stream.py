@@ -15,6 +15,7 @@ from openai.types.chat import ChatCompletionChunk
 from .._errors import classify_error
 from .._hooks import CallOutcome
 from .._policy import ResiliencePolicy
+from .._tracing import StreamTrace
 from ..exceptions import StreamInterruptedError
 from ..limiter import PermitLike
 from ..retry import RetryCallStats
@@ -43,6 +44,7 @@ class OpenStream:
         "_started",
         "_stream",
         "_ticket",
+        "_trace",
     )
 
     def __init__(
@@ -59,6 +61,7 @@ class OpenStream:
         self._call: tuple[float, int] | None = None
         self._ticket: Any = None
         self._latency = 0.0
+        self._trace: StreamTrace | None = None
 
     def hold(self, permit: PermitLike, context: AbstractAsyncContextManager[Any]) -> None:
         """Keep the limiter's *permit* (its concurrency slot) until the stream is closed."""
@@ -75,8 +78,15 @@ class OpenStream:
         """Report the call (begun at *started*, *attempts* attempts) when the stream ends."""
         self._call = (started, attempts)
 
+    def trace(self, trace: StreamTrace) -> None:
+        """Tell *trace* of every chunk handed out and of the stream's end (a traced call)."""
+        self._trace = trace
+
     def _finish(self, exc: BaseException | None) -> None:
-        """Tell the breaker and the metrics how the stream ended (once)."""
+        """Tell the breaker, the metrics and the trace how the stream ended (once)."""
+        trace, self._trace = self._trace, None
+        if trace is not None:
+            trace.end(exc)
         if not self._pending:
             return
         self._pending = False
@@ -103,6 +113,8 @@ class OpenStream:
             hook.call_finished(policy.name, outcome, now - started, attempts)
 
     def _settle_usage(self, chunk: ChatCompletionChunk) -> None:
+        if self._trace is not None:
+            self._trace.chunk(chunk)
         usage = getattr(chunk, "usage", None)
         if usage is not None and self._permit is not None:
             self._permit.settle(used_tokens=usage.total_tokens)

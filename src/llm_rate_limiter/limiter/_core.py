@@ -144,6 +144,12 @@ class LimiterCore:
         self._time = clock
         return clock()
 
+    def _set_hook(self, hook: MetricsHook) -> None:
+        """Send this limiter's events to *hook* from now on (instrumentation swaps it)."""
+        self._hook = hook
+        self._on_admit = hook.limiter_waited
+        self._on_rate = getattr(hook, "working_rate_changed", None)
+
     def _deny(self, tokens: float, reason: str) -> None:
         self._stats.denial(self._now(), tokens, reason)
         self._hook.limiter_denied(self.service, reason)

@@ -3,10 +3,11 @@
 `MetricsCollector`: the `MetricsHook` that records every event, cheaply and boundedly.
 
 Recording is synchronous and O(1): a few counter updates, one append to a
-fixed-size deque, one slot of a 60-bucket minute ring and, for call latencies
-and limiter waits, one slot of a fixed-bucket histogram (a bisect into a tuple
-of bounds). Snapshots, health, issue analysis and reports are computed only
-when asked.
+fixed-size deque, one slot of a 60-bucket minute ring, one slot of the health
+window's 40-bucket ring and, for call latencies and limiter waits, one slot of
+a fixed-bucket histogram (a bisect into a tuple of bounds). Snapshots, health,
+issue analysis and reports are computed only when asked. The events about
+calls (their outcomes) are recorded by `CallRecorder` (`_calls`).
 """
 
 from __future__ import annotations
@@ -15,26 +16,35 @@ from bisect import bisect_left
 
 from .._clock import SYSTEM_CLOCK, Clock
 from .._errors import RetryErrorType
-from .._hooks import CallOutcome
 from .._validate import check_int, check_number
+from ._calls import CallRecorder
 from ._health import HealthThresholds
-from ._stats import CONFIG_KEYS, LATENCY_BUCKETS, WAIT_BUCKETS, ServiceState, bump
+from ._recent import RecentWindow
+from ._stats import CONFIG_KEYS, WAIT_BUCKETS, ServiceState, bump
+from ._timeline import HealthTimeline
 from ._views import MetricsViews
+
+#: The kind of failure a limiter denial ends its call with, by denial reason.
+_DENIAL_KINDS = {"max_wait": RetryErrorType.RATE_LIMIT, "too_large": RetryErrorType.PERMANENT}
 
 __all__ = ["MetricsCollector"]
 
 
-class MetricsCollector(MetricsViews):
+class MetricsCollector(CallRecorder, MetricsViews):
     """
     Record events from the policy parts and tell how healthy each service is.
 
     It implements every `MetricsHook` method (plus `quota_exhausted`); the
     snapshots, health, issues and report come from `MetricsViews`. Memory is
     bounded per service: the last *history_size* calls, 60 one-minute buckets,
-    counters keyed by error type, and the last 50 breaker transitions.
+    the 40 buckets of the health window (two windows of
+    ``thresholds.window_seconds``), counters keyed by error type, and the last
+    50 breaker transitions.
 
     Args:
-        thresholds: Limits for health statuses and issue detection.
+        thresholds: Limits for health statuses and issue detection. Setting
+            ``collector.thresholds`` to a different ``window_seconds`` starts
+            every health window afresh.
         clock: Where time comes from (the minute buckets, breaker durations).
         history_size: Calls kept per service for percentiles and recent success.
 
@@ -51,7 +61,7 @@ class MetricsCollector(MetricsViews):
         clock: Clock = SYSTEM_CLOCK,
         history_size: int = 100,
     ) -> None:
-        self.thresholds = thresholds
+        self._thresholds = thresholds
         self._clock = clock
         self._history_size = check_int("history_size", history_size, minimum=1)
         self._configs: dict[str, dict[str, float | int | None]] = {}
@@ -59,6 +69,24 @@ class MetricsCollector(MetricsViews):
         self._started = clock.monotonic()
 
     # -- configuration -------------------------------------------------------
+
+    @property
+    def thresholds(self) -> HealthThresholds:
+        """The limits for health statuses and issue detection."""
+        return self._thresholds
+
+    @thresholds.setter
+    def thresholds(self, value: HealthThresholds) -> None:
+        self._thresholds = value
+        now = self._clock.monotonic()
+        for s in list(self._services.values()):
+            if s.recent.window_seconds != value.window_seconds:
+                s.recent = RecentWindow(value.window_seconds)
+                s.timeline = HealthTimeline(now, s.recent.bucket(now))
+
+    def _state(self, config: dict[str, float | int | None]) -> ServiceState:
+        window = self._thresholds.window_seconds
+        return ServiceState(config, self._history_size, window, self._clock.monotonic())
 
     def register_service(
         self,
@@ -101,71 +129,24 @@ class MetricsCollector(MetricsViews):
         self._configs[service] = config
         state = self._services.get(service)
         if state is None:
-            self._services[service] = ServiceState(config, self._history_size)
+            self._services[service] = self._state(config)
         else:
             state.config = config
 
     def _add(self, service: str) -> ServiceState:
         config = self._configs.setdefault(service, dict.fromkeys(CONFIG_KEYS))
-        state = self._services[service] = ServiceState(config, self._history_size)
+        state = self._services[service] = self._state(config)
         return state
 
     # -- MetricsHook ---------------------------------------------------------
-
-    def call_started(self, service: str) -> None:
-        """Count a call and its minute bucket; track the peak in flight."""
-        s = self._services.get(service) or self._add(service)
-        s.calls_started += 1
-        w = s.window
-        w.calls[w.slot(self._clock.monotonic())] += 1
-        ended = s.calls_succeeded + s.calls_failed + s.calls_cancelled + s.calls_shed
-        in_flight = s.calls_started - ended
-        if in_flight > s.peak_in_flight:
-            s.peak_in_flight = in_flight
-
-    def call_finished(
-        self, service: str, outcome: CallOutcome, latency: float, attempts: int
-    ) -> None:
-        """Count the outcome; keep the latency of calls that ended (not cancelled)."""
-        s = self._services.get(service) or self._add(service)
-        s.recent_outcomes.append(outcome)
-        if attempts > 1:
-            s.retried_calls += 1
-        if outcome == "cancelled":
-            s.calls_cancelled += 1
-            return
-        if outcome == "shed":  # turned away by the open breaker: never reached the provider
-            s.calls_shed += 1
-            return
-        w = s.window
-        index = w.slot(self._clock.monotonic())
-        if outcome == "success":
-            s.calls_succeeded += 1
-            w.successes[index] += 1
-            if attempts > 1:
-                s.succeeded_after_retry += 1
-        else:
-            s.calls_failed += 1
-            w.failures[index] += 1
-        s.call_latency_total += latency
-        if latency > s.call_latency_max:
-            s.call_latency_max = latency
-        s.recent_latencies.append(latency)
-        s.latency_buckets[bisect_left(LATENCY_BUCKETS, latency)] += 1
-
-    def attempt_finished(self, service: str, latency: float, error: RetryErrorType | None) -> None:
-        """Count an attempt, its latency and its error type."""
-        s = self._services.get(service) or self._add(service)
-        s.attempts += 1
-        s.attempt_latency_total += latency
-        if error is not None:
-            s.attempt_failures += 1
-            s.errors[error] = s.errors.get(error, 0) + 1
 
     def limiter_waited(self, service: str, seconds: float, tokens: float) -> None:
         """Count an admission and its wait."""
         s = self._services.get(service) or self._add(service)
         s.waits += 1
+        r = s.recent
+        now = self._clock.monotonic()
+        r.admissions[r.index if r.lo <= now < r.hi else r.slot(now)] += 1
         s.wait_total += seconds
         s.wait_buckets[bisect_left(WAIT_BUCKETS, seconds)] += 1
         if seconds > s.wait_max:
@@ -176,14 +157,20 @@ class MetricsCollector(MetricsViews):
         s = self._services.get(service) or self._add(service)
         s.denials += 1
         bump(s.denial_reasons, reason)
+        s.pending_error = _DENIAL_KINDS.get(reason)
+        now = self._clock.monotonic()
         w = s.window
-        w.denials[w.slot(self._clock.monotonic())] += 1
+        w.denials[w.slot(now)] += 1
+        r = s.recent
+        r.denials[r.at(now)] += 1
 
     def rate_limit_violation(self, service: str, retry_after: float | None) -> None:
         """Count a server 429 that came despite local limiting."""
         s = self._services.get(service) or self._add(service)
         s.violations += 1
         s.last_retry_after = retry_after
+        r = s.recent
+        r.violations[r.at(self._clock.monotonic())] += 1
 
     def cooldown_started(self, service: str, seconds: float) -> None:
         """Count a limiter pause and its length."""
@@ -254,32 +241,6 @@ class MetricsCollector(MetricsViews):
         s = self._services.get(service) or self._add(service)
         s.breaker_rejections += 1
 
-    def retry_scheduled(
-        self, service: str, attempt: int, delay: float, error: RetryErrorType
-    ) -> None:
-        """Count a retry, its delay and the error that caused it."""
-        s = self._services.get(service) or self._add(service)
-        s.retries += 1
-        s.retry_delay_total += delay
-        s.retry_errors[error] = s.retry_errors.get(error, 0) + 1
-
-    def retry_gave_up(self, service: str, attempts: int, error: RetryErrorType) -> None:
-        """Count a call whose retries were exhausted."""
-        s = self._services.get(service) or self._add(service)
-        s.retry_gave_up += 1
-
-    def retry_budget_refused(self, service: str) -> None:
-        """Count a retry the budget refused."""
-        s = self._services.get(service) or self._add(service)
-        s.retry_budget_refused += 1
-
-    def fallback_taken(self, service: str, fallback: str, reason: RetryErrorType) -> None:
-        """Count a hand-over from *service* to *fallback* and why."""
-        s = self._services.get(service) or self._add(service)
-        s.fallbacks += 1
-        bump(s.fallback_targets, fallback)
-        s.fallback_reasons[reason] = s.fallback_reasons.get(reason, 0) + 1
-
     def first_token(self, service: str, seconds: float) -> None:
         """Add a stream's time to first token."""
         s = self._services.get(service) or self._add(service)
@@ -305,3 +266,5 @@ class MetricsCollector(MetricsViews):
         """
         s = self._services.get(service) or self._add(service)
         s.quota_exhausted += 1
+        r = s.recent
+        r.quota[r.at(self._clock.monotonic())] += 1

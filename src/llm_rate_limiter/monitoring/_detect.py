@@ -1,27 +1,81 @@
 # SPDX-License-Identifier: MIT
 """
-The issue detectors: one function per issue type, each reading one service's metrics.
+The issue detectors of what calls end with: failures, latency, credentials, quota, retries.
 
-A detector returns None below its threshold; above it, an issue whose
-``detail`` carries the numbers and whose ``recommendation`` names the setting,
-a value for it and why.
+A detector reads one service's metric snapshot and returns None below its
+trigger; above it, an issue whose ``detail`` carries the observed numbers and
+whose ``recommendation`` names a setting, a value for it and why. The
+capacity detectors (denials, limits, breaker, fallbacks) are in `_capacity`.
+
+Issues are about now: they read the health window (the ``window_*`` metrics,
+the last ``t.window_seconds``) and judge rates once ``t.window_min_calls``
+calls ended in it ("judged" below), so a provider that recovered stops being
+reported once its failures have left the window; the totals stay in the
+report. Triggers (``t`` is the `HealthThresholds`):
+
+``elevated_failure_rate``
+    Judged, and the share of the window's calls that ended at the service
+    (served or failed: calls shed by the open breaker and cancelled calls are
+    not outcomes of the provider and are not counted) that failed, less the
+    failures another issue already explains (authentication, quota, local
+    limiter refusals: their share of the failed calls by kind), is above
+    ``t.max_failure_rate``. Critical above 50%, else high. The advice follows
+    the errors: for retryable ones the fewest retries that bring a call's
+    failure odds under half the threshold, given the attempts' failure rate,
+    or a fallback when those retries would cost more than
+    ``t.max_retries_per_call`` per call (a retry storm of their own).
+``slow_responses``
+    Judged, and the window's average attempt latency is above
+    ``t.max_average_response_time``; high above twice it. The advice sets the
+    attempt timeout to twice the p95 (cutting hangs, not the ordinary slow
+    answers) and names streaming or a faster provider.
+``authentication_failures``
+    Any attempt refused with 401/403 in the window (never retried). Critical.
+``quota_exhausted``
+    Any 429 ``insufficient_quota`` in the window (a billing state). Critical.
+``retry_storm``
+    Judged, and the window's retries per call sent (shed calls were never
+    sent) are above ``t.max_retries_per_call``. High. The advice: when the
+    retries answer the provider's 429s, the limits; else lower ``max_retries``
+    to the fewest retries that keep a call's failure odds under half the
+    failure threshold, or, when no fewer would do, a retry budget and a
+    fallback.
+``shared_state_unavailable``
+    The shared state (Redis) does not answer now. High.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
-from ._health import HealthThresholds, judged
+from ._health import HealthThresholds, window_judged
 
-__all__ = ["DETECTORS", "SEVERITY_RANK", "Issue"]
+__all__ = [
+    "SEVERITY_RANK",
+    "Issue",
+    "auth",
+    "failures",
+    "issue",
+    "num",
+    "quota",
+    "retry_storm",
+    "shared_state",
+    "slow",
+    "window",
+    "window_raw",
+]
 
 Issue = dict[str, Any]
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+#: The environment variables `AsyncLLMClient.from_env` reads the keys from.
+_KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "moonshot": "MOONSHOT_API_KEY"}
+#: Error kinds a later attempt (or another provider) may serve.
+_RETRYABLE = ("transient_network", "timeout", "server_error", "rate_limit")
 
 
-def _issue(m: dict[str, Any], kind: str, severity: str, detail: str, advice: str) -> Issue:
+def issue(m: dict[str, Any], kind: str, severity: str, detail: str, advice: str) -> Issue:
+    """Build one issue of service metrics *m*."""
     return {
         "service": m["service"],
         "type": kind,
@@ -31,99 +85,100 @@ def _issue(m: dict[str, Any], kind: str, severity: str, detail: str, advice: str
     }
 
 
-def _num(value: float) -> str:
-    return f"{value:g}" if value == int(value) else f"{value:.1f}"
+def num(value: float) -> str:
+    """*value* for a sentence: whole numbers bare, others with one decimal (two under 1)."""
+    if value == int(value):
+        return f"{value:.0f}"
+    return f"{value:.2f}" if abs(value) < 1 else f"{value:.1f}"
 
 
-def _denials(m: dict[str, Any], t: HealthThresholds) -> Issue | None:
-    rate = m["denial_rate"]
-    if not judged(m, t) or rate <= t.max_denial_rate:
+def window(m: dict[str, Any]) -> str:
+    """The health window of service metrics *m*, for a sentence: ``"the last 60s"``."""
+    return f"the last {num(m['window_seconds'])}s"
+
+
+def window_raw(m: dict[str, Any], key: str, rate: str, whole: float) -> float:
+    """The window's count *key* if the snapshot has it, else *rate* times *whole*."""
+    value = m.get(key)
+    return float(value) if isinstance(value, int | float) else m[rate] * whole
+
+
+def _explained_share(m: dict[str, Any]) -> float:
+    """The share of failed calls that authentication, quota or local refusals explain."""
+    failed: int = m["failed_requests"]
+    if not failed:
+        return 0.0
+    kinds = m["failures_by_kind"]
+    own = kinds.get("authentication", 0) + min(kinds.get("permanent", 0), m["quota_exhausted"])
+    own += min(kinds.get("rate_limit", 0), m["denials"])
+    return min(1.0, float(own) / float(failed))
+
+
+def _retries_needed(per_attempt: float, t: HealthThresholds) -> int | None:
+    """
+    The fewest retries after which a call fails with odds under half ``t.max_failure_rate``.
+
+    Attempts are taken to fail independently with probability *per_attempt*.
+    None when retries cannot help: the retries they would cost per call
+    (``q + q**2 + ...``) are above ``t.max_retries_per_call`` (a retry storm).
+    """
+    if per_attempt <= 0.0:
+        return 0
+    if per_attempt >= 1.0:
         return None
-    severity = "high" if rate > 2 * t.max_denial_rate else "medium"
-    detail = (
-        f"{m['denials']} of {m['denials'] + m['limiter_admissions']} limiter decisions were "
-        f"denials ({rate:.1%} > {t.max_denial_rate:.0%}); average wait "
-        f"{m['average_wait_time']:.2f}s, max {m['max_wait_time']:.2f}s"
-    )
-    rpm, server = m["configured_requests_per_minute"], m["server_limit_requests"]
-    if rpm:
-        needed = math.ceil(rpm / max(1.0 - rate, 0.1))
-        if server and server > rpm:
-            target = min(needed, server)
-            advice = (
-                f"raise requests_per_minute from {_num(rpm)} to {_num(target)}: the provider "
-                f"allows {_num(server)} and {rate:.0%} of calls are refused locally"
-            )
-        else:
-            advice = (
-                f"reduce the offered load to at most {_num(rpm)} requests/minute (queue or "
-                f"batch requests), or raise requests_per_minute from {_num(rpm)} to "
-                f"{_num(needed)} only if the provider's limit allows it; raise max_wait "
-                f"above {m['max_wait_time']:.1f}s to queue instead of refusing"
-            )
-    else:
-        advice = (
-            f"raise max_wait above {m['max_wait_time']:.1f}s so calls queue instead of being "
-            f"refused, or reduce the request rate by {rate:.0%}"
-        )
-    return _issue(m, "high_rate_limit_denial", severity, detail, advice)
+    target = max(t.max_failure_rate / 2, 0.001)  # a threshold of 0: one call in a thousand
+    ratio = math.log(target) / math.log(per_attempt)
+    needed = max(0, math.ceil(round(ratio, 9)) - 1)
+    cost = sum(per_attempt**k for k in range(1, needed + 1))
+    return needed if cost <= t.max_retries_per_call else None
 
 
-def _breaker(m: dict[str, Any], t: HealthThresholds) -> Issue | None:
-    opens = m["breaker_openings"]
-    if not opens:
+def failures(m: dict[str, Any], t: HealthThresholds) -> Issue | None:
+    """``elevated_failure_rate``: see the module docstring."""
+    failed, ended = m["window_failed"], m["window_calls"]
+    if not window_judged(m, t):
         return None
-    severity = "high" if m["circuit_state"] == "open" or opens >= 3 else "medium"
-    detail = (
-        f"circuit breaker opened {opens} time(s), now {m['circuit_state']}; "
-        f"{m['recovery_failures']} of {m['recovery_attempts']} recovery trials failed; "
-        f"{m['breaker_rejections']} calls rejected; most common error: {m['most_common_error']}"
-    )
-    reset, fail_max = m["configured_reset_timeout"], m["configured_fail_max"]
-    if m["recovery_failures"] and reset:
-        advice = (
-            f"raise reset_timeout from {_num(reset)}s to {_num(reset * 2)}s: "
-            f"{m['recovery_failures']} trial call(s) failed, the provider needs longer to recover"
-        )
-    elif fail_max and m["failure_rate"] < t.max_failure_rate:
-        advice = (
-            f"raise fail_max from {fail_max} to {fail_max * 2}: the breaker opened "
-            f"{opens} time(s) while the overall failure rate is only {m['failure_rate']:.1%}"
-        )
-    else:
-        advice = (
-            f"add a fallback provider for {m['service']!r} (fallbacks={{{m['service']!r}: "
-            f"[...]}}) so calls continue while its breaker is open"
-        )
-    return _issue(m, "circuit_breaker_activations", severity, detail, advice)
-
-
-def _failures(m: dict[str, Any], t: HealthThresholds) -> Issue | None:
-    rate = m["failure_rate"]
-    if not judged(m, t) or rate <= t.max_failure_rate:
+    unexplained = round(failed * (1.0 - _explained_share(m)))
+    rate = unexplained / ended
+    if rate <= t.max_failure_rate:
         return None
     severity = "critical" if rate > 0.5 else "high"
     top = m["most_common_error"]
+    shed = m["window_shed"]
     detail = (
-        f"{m['failed_requests']} of {m['failed_requests'] + m['successful_requests']} calls "
-        f"failed ({rate:.1%} > {t.max_failure_rate:.0%}); errors: {m['error_patterns']}"
+        f"{unexplained} of the {ended} calls that ended at the provider in {window(m)} failed "
+        f"({rate:.1%} > {t.max_failure_rate:.0%}); failed calls by error: "
+        f"{m['failures_by_kind']}"
+        + (f"; {shed} more were shed by the open breaker (not counted)" if shed else "")
     )
     retries = m["configured_max_retries"]
+    per_attempt = m["attempt_failure_rate"]
     has_fallback = bool(m["fallbacks_taken"])
-    if has_fallback and m["breaker_openings"]:
-        advice = (
-            f"keep the fallback for {m['service']!r}: {m['fallbacks_taken']} calls moved on and "
-            f"the breaker opened {m['breaker_openings']} time(s); the failures are the "
-            f"provider's ({top}), so check its status rather than raising max_retries"
-        )
-    elif top in ("transient_network", "timeout", "server_error", "rate_limit") and (
-        retries is not None
-    ):
-        also = "" if has_fallback else " and add a fallback provider"
-        advice = (
-            f"raise max_retries from {retries} to {retries + 1}{also}: most failures are "
-            f"{top}, which a later attempt or another provider can serve"
-        )
+    if top in _RETRYABLE:
+        needed = _retries_needed(per_attempt, t)
+        if needed is None:
+            advice = (
+                f"{per_attempt:.0%} of attempts fail ({top}): retries enough to serve the calls "
+                f"would cost more than {num(t.max_retries_per_call)} per call; "
+                + (
+                    f"keep the fallback for {m['service']!r} and check the provider's status"
+                    if has_fallback
+                    else f"add a fallback provider (fallbacks={{{m['service']!r}: [...]}})"
+                )
+            )
+        elif retries is None or needed > retries:
+            now = "set max_retries" if retries is None else f"raise max_retries from {retries}"
+            advice = (
+                f"{now} to {needed}: {per_attempt:.0%} of attempts fail with {top}, so "
+                f"{needed + 1} attempts leave about {per_attempt ** (needed + 1):.1%} of calls "
+                "failing"
+            )
+        else:
+            advice = (
+                f"add a fallback provider for {m['service']!r} "
+                f"(fallbacks={{{m['service']!r}: [...]}}): {per_attempt:.0%} of attempts fail "
+                f"with {top} and calls fail although they are retried"
+            )
     elif top in ("authentication", "permanent"):
         advice = (
             f"fix the requests or credentials: most failures are {top}, which retries and "
@@ -134,52 +189,66 @@ def _failures(m: dict[str, Any], t: HealthThresholds) -> Issue | None:
             f"add a fallback provider for {m['service']!r}: {rate:.0%} of calls fail "
             f"(most common error: {top})"
         )
-    return _issue(m, "elevated_failure_rate", severity, detail, advice)
+    return issue(m, "elevated_failure_rate", severity, detail, advice)
 
 
-def _slow(m: dict[str, Any], t: HealthThresholds) -> Issue | None:
-    avg = m["average_response_time"]
-    if not judged(m, t) or avg <= t.max_average_response_time:
+def slow(m: dict[str, Any], t: HealthThresholds) -> Issue | None:
+    """``slow_responses``: see the module docstring."""
+    avg, limit = m["window_average_response_time"], t.max_average_response_time
+    if not window_judged(m, t) or avg <= limit:
         return None
-    severity = "high" if avg > 2 * t.max_average_response_time else "medium"
+    severity = "high" if avg > 2 * limit else "medium"
     p95 = m["p95_latency"] or avg
     detail = (
-        f"average response {avg:.2f}s > {_num(t.max_average_response_time)}s "
-        f"(call p50 {m['p50_latency'] or 0:.2f}s, p95 {p95:.2f}s)"
+        f"average response {avg:.2f}s > {num(limit)}s in {window(m)} "
+        f"(recent calls: p50 {m['p50_latency'] or 0:.2f}s, p95 {p95:.2f}s)"
     )
+    timeout = math.ceil(p95 * 20) / 10  # twice the p95, rounded up to 0.1 s
     advice = (
-        f"set the attempt timeout to about {_num(math.ceil(t.max_average_response_time * 1.5))}s "
-        f"so slow attempts are retried or fail over, and stream (chat_stream) to get the first "
-        f"token sooner; responses average {avg:.1f}s"
+        f"set RetryPolicy(attempt_timeout={num(timeout)}) (twice the p95 of {p95:.2f}s) so that "
+        f"hung attempts are retried instead of waited for, stream with chat_stream to get the "
+        f"first token sooner, or move latency-sensitive calls to a faster provider or model: "
+        f"responses average {avg:.2f}s against {num(limit)}s"
     )
-    return _issue(m, "slow_responses", severity, detail, advice)
+    return issue(m, "slow_responses", severity, detail, advice)
 
 
-def _auth(m: dict[str, Any], t: HealthThresholds) -> Issue | None:
-    n = m["authentication_failures"]
+def auth(m: dict[str, Any], t: HealthThresholds) -> Issue | None:
+    """``authentication_failures``: see the module docstring."""
+    n = m["window_authentication_failures"]
     if not n:
         return None
-    detail = f"{n} attempt(s) were refused with 401/403 (never retried)"
-    advice = (
-        f"check the API key and organisation configured for {m['service']!r} "
-        f"(e.g. {m['service'].upper()}_API_KEY): it is missing, revoked or lacks access"
+    detail = (
+        f"{n} attempt(s) in {window(m)} were refused with 401/403, never retried "
+        f"({m['authentication_failures']} in all)"
     )
-    return _issue(m, "authentication_failures", "critical", detail, advice)
+    service = m["service"]
+    where = f" ({_KEY_VARIABLES[service]})" if service in _KEY_VARIABLES else ""
+    advice = (
+        f"check the API key{where} and organisation of ProviderConfig(name={service!r}): it is "
+        "missing, revoked or lacks access to the model; retries and the breaker cannot help"
+    )
+    return issue(m, "authentication_failures", "critical", detail, advice)
 
 
-def _quota(m: dict[str, Any], t: HealthThresholds) -> Issue | None:
-    n = m["quota_exhausted"]
+def quota(m: dict[str, Any], t: HealthThresholds) -> Issue | None:
+    """``quota_exhausted``: see the module docstring."""
+    n = m["window_quota_exhausted"]
     if not n:
         return None
-    detail = f"{n} call(s) were refused with 429 insufficient_quota (a billing state)"
+    detail = (
+        f"{n} call(s) in {window(m)} were refused with 429 insufficient_quota, a billing "
+        f"state, not a rate ({m['quota_exhausted']} in all)"
+    )
     advice = (
         f"add credits or raise the spending limit of the {m['service']!r} account, and add a "
         f"fallback (fallbacks={{{m['service']!r}: [...]}}): retrying cannot help"
     )
-    return _issue(m, "quota_exhausted", "critical", detail, advice)
+    return issue(m, "quota_exhausted", "critical", detail, advice)
 
 
-def _shared_state(m: dict[str, Any], t: HealthThresholds) -> Issue | None:
+def shared_state(m: dict[str, Any], t: HealthThresholds) -> Issue | None:
+    """``shared_state_unavailable``: see the module docstring."""
     if not m["shared_state_unavailable"]:
         return None
     detail = (
@@ -191,112 +260,49 @@ def _shared_state(m: dict[str, Any], t: HealthThresholds) -> Issue | None:
         "raise redis_timeout if it is merely slow; use redis_failure='closed' to refuse "
         "calls instead of limiting locally"
     )
-    return _issue(m, "shared_state_unavailable", "high", detail, advice)
+    return issue(m, "shared_state_unavailable", "high", detail, advice)
 
 
-def _retry_storm(m: dict[str, Any], t: HealthThresholds) -> Issue | None:
-    ratio = m["retries_per_request"]
-    if not judged(m, t) or ratio <= t.max_retries_per_call:
+def retry_storm(m: dict[str, Any], t: HealthThresholds) -> Issue | None:
+    """``retry_storm``: see the module docstring."""
+    if not window_judged(m, t):
         return None
-    retries = m["configured_max_retries"]
+    ended = m["window_calls"] + m["window_cancelled"]
+    # Calls started in the window: the snapshot's count, else those that ended in it.
+    started = float(m.get("window_started", ended + m["window_shed"]))
+    retries = window_raw(m, "window_retries", "window_retries_per_request", started)
+    sent = max(1.0, started - m["window_shed"])  # shed calls were never sent, nor retried
+    ratio = retries / sent
+    if ratio <= t.max_retries_per_call:
+        return None
+    configured, per_attempt = m["configured_max_retries"], m["attempt_failure_rate"]
     detail = (
-        f"{m['retries']} retries for {m['total_requests']} calls ({ratio:.2f} per call > "
-        f"{_num(t.max_retries_per_call)}); retry errors: {m['retry_error_distribution']}; "
-        f"retry success rate: {m['retry_success_rate']}"
+        f"{retries:.0f} retries for {sent:.0f} calls sent in {window(m)} ({ratio:.2f} per call "
+        f"> {num(t.max_retries_per_call)}); {per_attempt:.0%} of attempts failed; retry "
+        f"errors: {m['retry_error_distribution']}; retry success rate: "
+        f"{m['retry_success_rate']}"
     )
-    if retries:
+    budget = "add RetryPolicy(budget=RetryBudget(ratio=0.2)) so retries stay a fifth of calls"
+    needed = _retries_needed(per_attempt, t)
+    top = next(iter(m["retry_error_distribution"]), None)
+    if top == "rate_limit" and m["rate_limit_violations"]:
         advice = (
-            f"lower max_retries from {retries} to {max(1, retries // 2)} and raise base_delay: "
-            f"each call makes {ratio:.1f} retries, multiplying load on a struggling provider"
+            f"{budget}, and bring the local limits under the provider's (see "
+            f"limits_above_provider): most retries answer the provider's 429s "
+            f"({m['rate_limit_violations']} so far), and each call makes {ratio:.1f} retries"
+        )
+    elif configured and needed is not None and needed < configured:
+        lower = max(1, needed)
+        advice = (
+            f"lower max_retries from {configured} to {lower} and {budget}: with {per_attempt:.0%} "
+            f"of attempts failing, {lower + 1} attempts leave about "
+            f"{per_attempt ** (lower + 1):.1%} of calls failing, and each call now makes "
+            f"{ratio:.1f} retries, multiplying the load on a struggling provider"
         )
     else:
         advice = (
-            f"cap retries (max_retries=2) and enable a retry budget: each call makes {ratio:.1f} "
-            "retries, multiplying load on a struggling provider"
+            f"{budget}, and add a fallback provider: {per_attempt:.0%} of attempts fail, so "
+            f"fewer retries would fail more calls, while each call makes {ratio:.1f} retries, "
+            "multiplying the load on a struggling provider"
         )
-    return _issue(m, "retry_storm", "high", detail, advice)
-
-
-def _above_provider(m: dict[str, Any], t: HealthThresholds) -> Issue | None:
-    rpm, server_rpm = m["configured_requests_per_minute"], m["server_limit_requests"]
-    tpm, server_tpm = m["configured_tokens_per_minute"], m["server_limit_tokens"]
-    violating = judged(m, t) and m["violation_rate"] > t.max_violation_rate
-    too_many = bool(rpm and server_rpm and rpm > server_rpm)
-    too_many_tokens = bool(tpm and server_tpm and tpm > server_tpm)
-    if not (violating or too_many or too_many_tokens):
-        return None
-    limits = [
-        f"{label} configured {_num(mine)}, provider announces {_num(theirs) if theirs else '?'}"
-        for label, mine, theirs in (
-            ("requests/min", rpm, server_rpm),
-            ("tokens/min", tpm, server_tpm),
-        )
-        if mine
-    ]
-    detail = (
-        f"{m['rate_limit_violations']} server 429(s) despite local limiting "
-        f"({m['violation_rate']:.1%} of attempts); " + ("; ".join(limits) or "no limits configured")
-    )
-    advice_parts = []
-    if too_many:
-        advice_parts.append(
-            f"lower requests_per_minute from {_num(rpm)} to {_num(server_rpm)} "
-            "(the limit the provider announces in x-ratelimit-limit-requests)"
-        )
-    if too_many_tokens:
-        advice_parts.append(
-            f"lower tokens_per_minute from {_num(tpm)} to {_num(server_tpm)} "
-            "(the limit the provider announces in x-ratelimit-limit-tokens)"
-        )
-    if not advice_parts and rpm:
-        target = math.floor(rpm * (1.0 - m["violation_rate"]))
-        advice_parts.append(
-            f"lower requests_per_minute from {_num(rpm)} to {_num(target)}: "
-            f"{m['violation_rate']:.0%} of attempts still get 429 from the server"
-        )
-    if not advice_parts:
-        advice_parts.append(
-            "set requests_per_minute and tokens_per_minute to the provider's published limits: "
-            f"{m['violation_rate']:.0%} of attempts get 429 from the server"
-        )
-    severity = "high" if m["violation_rate"] > 5 * t.max_violation_rate else "medium"
-    return _issue(m, "limits_above_provider", severity, detail, "; ".join(advice_parts))
-
-
-def _fallbacks(m: dict[str, Any], t: HealthThresholds) -> Issue | None:
-    rate = m["fallback_rate"]
-    if not judged(m, t) or rate <= t.max_fallback_rate:
-        return None
-    reasons = m["fallback_reasons"]
-    top = next(iter(reasons), None)
-    detail = (
-        f"{m['fallbacks_taken']} of {m['total_requests']} calls went to a fallback "
-        f"({rate:.1%} > {t.max_fallback_rate:.0%}); targets {m['fallback_targets']}, "
-        f"reasons {reasons}"
-    )
-    if top == "rate_limit" and m["configured_requests_per_minute"]:
-        advice = (
-            f"the primary is too small for the load: move {rate:.0%} of traffic to "
-            f"{next(iter(m['fallback_targets']), 'the fallback')} deliberately or raise its "
-            f"quota; requests_per_minute is {_num(m['configured_requests_per_minute'])}"
-        )
-    else:
-        advice = (
-            f"fix {m['service']!r} first (fallbacks are taken for {top}) or make the most "
-            f"used fallback the primary: {rate:.0%} of calls already end up there"
-        )
-    return _issue(m, "fallback_overuse", "medium", detail, advice)
-
-
-DETECTORS: tuple[Callable[[dict[str, Any], HealthThresholds], Issue | None], ...] = (
-    _denials,
-    _breaker,
-    _failures,
-    _slow,
-    _auth,
-    _quota,
-    _shared_state,
-    _retry_storm,
-    _above_provider,
-    _fallbacks,
-)
+    return issue(m, "retry_storm", "high", detail, advice)

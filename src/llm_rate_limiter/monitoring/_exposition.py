@@ -41,8 +41,11 @@ _COUNTERS = (
 _OUTCOMES = (
     ("success", "successful_requests"),
     ("failure", "failed_requests"),
+    ("shed", "shed_requests"),
     ("cancelled", "cancelled_requests"),
 )
+#: Where shed calls went: (``destination`` label, snapshot key).
+_SHED = (("fallback", "shed_to_fallback"), ("error", "shed_unserved"))
 
 
 def _bounds(bounds: tuple[float, ...]) -> tuple[str, ...]:
@@ -65,7 +68,16 @@ def build_families(members: Sequence[tuple[str | None, MetricsCollector]]) -> li
     )
     from prometheus_client.samples import Sample
 
-    requests = CounterMetricFamily("llm_requests", "Calls by outcome.")
+    requests = CounterMetricFamily(
+        "llm_requests", "Calls by outcome: success, failure, shed (by the open breaker), cancelled."
+    )
+    failures = CounterMetricFamily(
+        "llm_request_failures", "Failed calls by the kind of their final error."
+    )
+    shed = CounterMetricFamily(
+        "llm_requests_shed",
+        "Calls the open breaker turned away, by destination: fallback, or error (the caller).",
+    )
     attempts = CounterMetricFamily(
         "llm_attempts", "Attempts by outcome; a failure carries its error type."
     )
@@ -111,6 +123,10 @@ def build_families(members: Sequence[tuple[str | None, MetricsCollector]]) -> li
             base = {"provider": name} if client is None else {"client": client, "provider": name}
             for outcome, key in _OUTCOMES:
                 add(requests, "_total", {**base, "outcome": outcome}, m[key])
+            for kind, n in m["failures_by_kind"].items():
+                add(failures, "_total", {**base, "error": kind}, n)
+            for destination, key in _SHED:
+                add(shed, "_total", {**base, "destination": destination}, m[key])
             ok = m["total_attempts"] - m["failed_attempts"]
             add(attempts, "_total", {**base, "outcome": "success"}, ok)
             for kind, n in m["error_patterns"].items():
@@ -134,4 +150,5 @@ def build_families(members: Sequence[tuple[str | None, MetricsCollector]]) -> li
                 per_minute = m[f"working_{dimension}_per_minute"]
                 if per_minute is not None:
                     add(working, "", {**base, "dimension": dimension}, per_minute / 60.0)
-    return [requests, attempts, duration, wait, *(f for _, f in counters), state, score, working]
+    families = [requests, failures, shed, attempts, duration, wait, *(f for _, f in counters)]
+    return [*families, state, score, working]

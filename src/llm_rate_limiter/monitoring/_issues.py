@@ -2,25 +2,46 @@
 """
 Frequent-issue analysis: what is wrong with each service and what to change.
 
-The detectors (`_detect`) run over each service's metric snapshot;
-this module orders their issues, collects the recommendations and adds the
-system-wide ones.
+The detectors (`_capacity` and `_detect`, whose docstrings give each trigger)
+run over each service's metric snapshot; this module orders their issues
+(most severe first; at equal severity in the order of `DETECTORS`), collects
+the recommendations and adds the system-wide ones.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from ._detect import DETECTORS, SEVERITY_RANK, Issue
+from ._capacity import above_provider, breaker, denials, fallbacks
+from ._detect import SEVERITY_RANK, Issue, auth, failures, quota, retry_storm, shared_state, slow
 from ._health import HealthThresholds
 
-__all__ = ["analyze", "service_issues"]
+__all__ = ["DETECTORS", "SEVERITY_RANK", "Issue", "analyze", "service_issues"]
+
+#: Every detector, in the order issues of equal severity are listed.
+DETECTORS: tuple[Callable[[dict[str, Any], HealthThresholds], Issue | None], ...] = (
+    auth,
+    quota,
+    failures,
+    breaker,
+    denials,
+    above_provider,
+    retry_storm,
+    slow,
+    shared_state,
+    fallbacks,
+)
+
+
+def _rank(issue: Issue) -> int:
+    return SEVERITY_RANK[issue["severity"]]
 
 
 def service_issues(m: dict[str, Any], t: HealthThresholds) -> list[Issue]:
     """Return the issues found in one service's metrics *m*, most severe first."""
     found = [issue for detect in DETECTORS if (issue := detect(m, t)) is not None]
-    found.sort(key=lambda i: SEVERITY_RANK[i["severity"]])
+    found.sort(key=_rank)
     return found
 
 
@@ -61,7 +82,7 @@ def analyze(
     healthy ones, load above total capacity).
     """
     issues = [issue for m in metrics.values() for issue in service_issues(m, t)]
-    issues.sort(key=lambda i: SEVERITY_RANK[i["severity"]])
+    issues.sort(key=_rank)
     recommendations = [f"{issue['service']}: {issue['recommendation']}" for issue in issues]
     recommendations.extend(_system_advice(metrics, health, issues))
     return {"issues_found": len(issues), "issues": issues, "recommendations": recommendations}

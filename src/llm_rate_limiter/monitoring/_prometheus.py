@@ -61,8 +61,18 @@ class PrometheusCollector:
 
     Metrics, read at scrape time (label ``provider`` is the service name):
 
-    - ``llm_requests_total{provider, outcome}`` -- calls by outcome
-      (``success``, ``failure``, ``cancelled``);
+    - ``llm_requests_total{provider, outcome}`` -- calls by outcome:
+      ``success`` (served), ``failure`` (failed at the provider or locally),
+      ``shed`` (turned away by the open circuit breaker without being sent;
+      added in 0.3.0) and ``cancelled`` (by the caller); they add up, with the
+      calls in flight, to the calls started;
+    - ``llm_request_failures_total{provider, error}`` -- failed calls by the
+      kind of their final error (``server_error``, ``rate_limit``,
+      ``unknown``, ...; added in 0.3.0);
+    - ``llm_requests_shed_total{provider, destination}`` -- shed calls by where
+      they went: ``fallback`` (handed to the next provider of the chain, where
+      their outcome is counted) or ``error`` (returned as ``CircuitOpenError``;
+      added in 0.3.0);
     - ``llm_attempts_total{provider, outcome, error}`` -- attempts;
       ``outcome="success"`` has no ``error`` label, ``outcome="failure"`` has
       the error type (``timeout``, ``rate_limit``, ...), as OpenTelemetry's

@@ -1,5 +1,12 @@
 # SPDX-License-Identifier: MIT
-"""The system performance report: totals, percentiles, tokens, top errors, per service."""
+"""
+The system performance report: totals, percentiles, tokens, top errors, per service.
+
+The report keeps the totals since the collector started (or was reset), with
+the outcomes apart: served, failed (by kind), shed by the open breaker (to a
+fallback, or returned as an error) and cancelled. Health in it is about now
+(the health window), with its trend.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +19,12 @@ __all__ = ["performance_report"]
 
 _SUMMED = (
     "total_requests",
+    "served_requests",
     "successful_requests",
     "failed_requests",
+    "shed_requests",
+    "shed_to_fallback",
+    "shed_unserved",
     "cancelled_requests",
     "in_flight",
     "total_attempts",
@@ -59,9 +70,15 @@ def performance_report(
         ``{"generated_at", "uptime_seconds", "performance_metrics", "latency",
         "tokens", "top_errors", "services", "health", "issues_found",
         "recommendations"}``; ``performance_metrics["success_rate"]`` is the
-        share of ended (not cancelled) calls that succeeded.
+        share of served and failed calls that were served (shed and cancelled
+        calls are neither), ``performance_metrics["failures_by_kind"]`` the
+        failed calls by the kind of their final error.
     """
-    totals = {key: sum(m[key] for m in metrics.values()) for key in _SUMMED}
+    totals: dict[str, Any] = {key: sum(m[key] for m in metrics.values()) for key in _SUMMED}
+    kinds: dict[str, int] = {}
+    for m in metrics.values():
+        for kind, n in m["failures_by_kind"].items():
+            kinds[kind] = kinds.get(kind, 0) + n
     ended = totals["successful_requests"] + totals["failed_requests"]
     samples = list(latencies)
     errors: dict[str, int] = {}
@@ -74,6 +91,7 @@ def performance_report(
     ]
     performance = {
         **totals,
+        "failures_by_kind": dict(sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))),
         "success_rate": _ratio(totals["successful_requests"], ended) if ended else 1.0,
         "failure_rate": _ratio(totals["failed_requests"], ended),
         "average_response_time": _ratio(response_time_total, totals["total_attempts"]),
@@ -87,7 +105,13 @@ def performance_report(
         name: {
             "status": health["services"][name]["status"],
             "health_score": health["services"][name]["health_score"],
+            "trend": health["services"][name].get("trend", "stable"),
+            "seconds_since_change": health["services"][name].get("seconds_since_change"),
             "requests": m["total_requests"],
+            "served": m["served_requests"],
+            "failed": m["failed_requests"],
+            "shed": m["shed_requests"],
+            "cancelled": m["cancelled_requests"],
             "success_rate": m["success_rate"],
             "p95_latency": m["p95_latency"],
             "average_response_time": m["average_response_time"],
@@ -116,7 +140,11 @@ def performance_report(
         },
         "top_errors": top_errors,
         "services": services,
-        "health": {"status": health["status"], "health_score": health["health_score"]},
+        "health": {
+            "status": health["status"],
+            "health_score": health["health_score"],
+            "trend": health.get("trend", "stable"),
+        },
         "issues_found": issues["issues_found"],
         "recommendations": issues["recommendations"],
     }

@@ -14,6 +14,8 @@ from collections import deque
 from typing import Any
 
 from .._errors import RetryErrorType
+from ._recent import RecentWindow
+from ._timeline import HealthTimeline, window_metrics
 from ._window import MinuteWindow, percentile
 
 __all__ = [
@@ -83,6 +85,7 @@ class ServiceState:
         "denial_reasons",
         "denials",
         "errors",
+        "failure_kinds",
         "fallback_reasons",
         "fallback_targets",
         "fallbacks",
@@ -93,8 +96,10 @@ class ServiceState:
         "last_transition_at",
         "latency_buckets",
         "peak_in_flight",
+        "pending_error",
         "quota_exhausted",
         "rate_decreases",
+        "recent",
         "recent_latencies",
         "recent_outcomes",
         "recoveries",
@@ -109,7 +114,10 @@ class ServiceState:
         "server_limit_tokens",
         "shared_outages",
         "shared_unavailable",
+        "shed_pending",
+        "shed_to_fallback",
         "succeeded_after_retry",
+        "timeline",
         "tokens_estimated",
         "tokens_reported",
         "tokens_used",
@@ -125,11 +133,26 @@ class ServiceState:
         "working_tokens",
     )
 
-    def __init__(self, config: dict[str, float | int | None], history_size: int) -> None:
+    def __init__(
+        self,
+        config: dict[str, float | int | None],
+        history_size: int,
+        window_seconds: float = 60.0,
+        now: float = 0.0,
+    ) -> None:
         self.config = config
         self.calls_started = self.calls_succeeded = self.calls_failed = 0
         self.calls_cancelled = self.peak_in_flight = self.retried_calls = 0
-        self.calls_shed = 0
+        self.calls_shed = self.shed_to_fallback = 0
+        # A shed call hands over to its fallback (if any) before any other event
+        # of its service: the flag pairs the two (cleared by the next call event).
+        self.shed_pending = False
+        # The error kind the next failed call ends with (its last attempt's, or the
+        # give-up's); failed calls by that kind.
+        self.pending_error: RetryErrorType | None = None
+        self.failure_kinds: dict[RetryErrorType, int] = {}
+        self.recent = RecentWindow(window_seconds)
+        self.timeline = HealthTimeline(now, self.recent.bucket(now))
         self.succeeded_after_retry = 0
         self.call_latency_total = self.call_latency_max = 0.0
         self.recent_latencies: deque[float] = deque(maxlen=history_size)
@@ -202,10 +225,14 @@ def service_snapshot(name: str, s: ServiceState, now: float) -> dict[str, Any]:
         "service": name,
         # Request volume and outcomes.
         "total_requests": s.calls_started,
+        "served_requests": s.calls_succeeded,
         "successful_requests": s.calls_succeeded,
         "failed_requests": s.calls_failed,
+        "failures_by_kind": _by_kind(s.failure_kinds),
         "cancelled_requests": s.calls_cancelled,
         "shed_requests": s.calls_shed,
+        "shed_to_fallback": s.shed_to_fallback,
+        "shed_unserved": s.calls_shed - s.shed_to_fallback,
         "in_flight": s.calls_started - finished - s.calls_cancelled - s.calls_shed,
         "peak_in_flight": s.peak_in_flight,
         "success_rate": _ratio(s.calls_succeeded, finished) if finished else 1.0,
@@ -217,6 +244,8 @@ def service_snapshot(name: str, s: ServiceState, now: float) -> dict[str, Any]:
         "recent_calls": judged_recent,
         "requests_last_hour": int(s.window.total("calls", now)),
         "failures_last_hour": int(s.window.total("failures", now)),
+        # The health window (the last window_seconds).
+        **window_metrics(s.recent, s.recent.bucket(now)),
         # Latency.
         "average_response_time": _ratio(s.attempt_latency_total, s.attempts),
         "average_call_latency": _ratio(s.call_latency_total, finished),

@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from .._clock import Clock
-from ._health import HealthThresholds, service_health, system_health
+from ._health import HealthThresholds, system_health
 from ._issues import analyze, service_issues
 from ._report import performance_report
 from ._stats import CONFIG_KEYS, ServiceState, service_snapshot
+from ._timeline import judge
 
 __all__ = ["BREAKER_KEYS", "LIMITER_KEYS", "MetricsViews"]
 
@@ -100,16 +101,31 @@ class MetricsViews:
         now = self._clock.monotonic()
         return {name: service_snapshot(name, s, now) for name, s in list(self._services.items())}
 
+    def _state_of(self, service: str) -> ServiceState:
+        """The state of *service*, or a fresh one (not kept) if unknown."""
+        return self._services.get(service) or ServiceState(
+            self._configs.get(service, dict.fromkeys(CONFIG_KEYS)),
+            self._history_size,
+            self.thresholds.window_seconds,
+            self._clock.monotonic(),
+        )
+
+    def _judge(self, name: str, m: dict[str, Any]) -> dict[str, Any]:
+        """The health of service *name* from its snapshot *m*, with trend and last change."""
+        s = self._state_of(name)
+        now = self._clock.monotonic()
+        return judge(m, s.recent, s.timeline, s.transitions, self.thresholds, now)
+
+    def _healths(self, snapshots: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return {name: self._judge(name, m) for name, m in snapshots.items()}
+
     def service_metrics(self, service: str) -> dict[str, Any]:
         """
         Return the comprehensive metrics of *service* (an empty service if unknown).
 
         .. versionadded:: 0.1.0
         """
-        state = self._services.get(service) or ServiceState(
-            self._configs.get(service, dict.fromkeys(CONFIG_KEYS)), self._history_size
-        )
-        return service_snapshot(service, state, self._clock.monotonic())
+        return service_snapshot(service, self._state_of(service), self._clock.monotonic())
 
     def rate_limiter_stats(self) -> dict[str, dict[str, Any]]:
         """
@@ -118,7 +134,7 @@ class MetricsViews:
 
         .. versionadded:: 0.1.0
         """
-        return {name: self._subset(m, LIMITER_KEYS) for name, m in self._snapshots().items()}
+        return {name: self._subset(name, m, LIMITER_KEYS) for name, m in self._snapshots().items()}
 
     def circuit_breaker_stats(self) -> dict[str, dict[str, Any]]:
         """
@@ -127,23 +143,29 @@ class MetricsViews:
 
         .. versionadded:: 0.1.0
         """
-        return {name: self._subset(m, BREAKER_KEYS) for name, m in self._snapshots().items()}
+        return {name: self._subset(name, m, BREAKER_KEYS) for name, m in self._snapshots().items()}
 
-    def _subset(self, m: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-        health = service_health(m, self.thresholds)
+    def _subset(self, name: str, m: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+        health = self._judge(name, m)
         return {key: m[key] for key in keys} | {
             "health_status": health["status"],
             "health_score": health["health_score"],
+            "health_trend": health["trend"],
         }
 
     def service_status(self, service: str) -> dict[str, Any]:
         """
-        Return one service's health, reasons, issues and metrics.
+        Return one service's health, reasons, trend, issues and metrics.
+
+        Health judges the window (``thresholds.window_seconds``); ``trend``
+        (``"recovering"``, ``"worsening"`` or ``"stable"``) compares the score
+        with that of one window earlier, and ``seconds_since_change`` tells how
+        long the status has held.
 
         .. versionadded:: 0.1.0
         """
         m = self.service_metrics(service)
-        health = service_health(m, self.thresholds)
+        health = self._judge(service, m)
         return {
             "service": service,
             **health,
@@ -153,14 +175,17 @@ class MetricsViews:
 
     def health(self) -> dict[str, Any]:
         """
-        Return ``{"status", "health_score", "services": {name: {...}}}``.
+        Return ``{"status", "health_score", "trend", "services": {name: {...}}}``.
+
+        Each service's entry: ``status``, ``health_score``, ``reasons``,
+        ``trend``, ``seconds_since_change``, ``previous_status``,
+        ``window_seconds`` and ``window_calls`` (see `service_status`).
 
         .. versionadded:: 0.1.0
+        .. versionchanged:: 0.3.0
+           Health judges the window; ``trend`` and ``seconds_since_change`` added.
         """
-        snapshots = self._snapshots()
-        return system_health(
-            {name: service_health(m, self.thresholds) for name, m in snapshots.items()}
-        )
+        return system_health(self._healths(self._snapshots()))
 
     def analyze_issues(self) -> dict[str, Any]:
         """
@@ -169,8 +194,7 @@ class MetricsViews:
         .. versionadded:: 0.1.0
         """
         snapshots = self._snapshots()
-        health = {name: service_health(m, self.thresholds) for name, m in snapshots.items()}
-        return analyze(snapshots, health, self.thresholds)
+        return analyze(snapshots, self._healths(snapshots), self.thresholds)
 
     def performance_report(self) -> dict[str, Any]:
         """
@@ -179,7 +203,7 @@ class MetricsViews:
         .. versionadded:: 0.1.0
         """
         snapshots = self._snapshots()
-        per_service = {name: service_health(m, self.thresholds) for name, m in snapshots.items()}
+        per_service = self._healths(snapshots)
         states = list(self._services.values())
         return performance_report(
             snapshots,
@@ -197,7 +221,9 @@ class MetricsViews:
 
         .. versionadded:: 0.1.0
         """
+        now = self._started = self._clock.monotonic()
+        window = self.thresholds.window_seconds
         self._services = {
-            name: ServiceState(config, self._history_size) for name, config in self._configs.items()
+            name: ServiceState(config, self._history_size, window, now)
+            for name, config in self._configs.items()
         }
-        self._started = self._clock.monotonic()

@@ -56,10 +56,23 @@ class MinuteWindow:
         tokens: Tokens consumed (used, or estimated when usage is unknown).
     """
 
-    __slots__ = ("_stamps", "calls", "denials", "failures", "successes", "tokens")
+    __slots__ = (
+        "_hi",
+        "_index",
+        "_lo",
+        "_stamps",
+        "calls",
+        "denials",
+        "failures",
+        "successes",
+        "tokens",
+    )
 
     def __init__(self) -> None:
         self._stamps: list[int] = [-1] * MINUTES
+        # The bounds [lo, hi) and index of the minute slot() returned last.
+        self._lo = self._hi = 0.0
+        self._index = 0
         self.calls: list[int] = [0] * MINUTES
         self.successes: list[int] = [0] * MINUTES
         self.failures: list[int] = [0] * MINUTES
@@ -68,6 +81,8 @@ class MinuteWindow:
 
     def slot(self, now: float) -> int:
         """Return the bucket index for time *now* (seconds), clearing a stale bucket."""
+        if self._lo <= now < self._hi:  # the minute of the last event: nothing to do
+            return self._index
         minute = int(now // 60.0)
         index = minute % MINUTES
         if self._stamps[index] != minute:
@@ -77,6 +92,7 @@ class MinuteWindow:
             self.failures[index] = 0
             self.denials[index] = 0
             self.tokens[index] = 0.0
+        self._lo, self._hi, self._index = minute * 60.0, (minute + 1) * 60.0, index
         return index
 
     def _series(self, field: str) -> list[float]:

@@ -105,6 +105,10 @@ class Retrier:
         self._total_wait = 0.0
         self._errors: dict[RetryErrorType, int] = {}
 
+    def _set_hook(self, hook: MetricsHook) -> None:
+        """Send this retrier's events to *hook* from now on (instrumentation swaps it)."""
+        self._hook = hook
+
     async def run(
         self,
         attempt: Callable[[], Awaitable[T]],

@@ -33,7 +33,7 @@ def phase_line(summary: dict[str, Any]) -> str:
             text += f", 429s {row['server_429']}, 5xx {row['server_errors']}"
         text += f", breaker {'->'.join(row['breaker_states'])}"
         parts.append(text)
-    parts.append(f"failed calls {summary['failures']}")
+    parts.append(f"shed calls {summary['shed']}, failed calls {summary['failures']}")
     return "; ".join(parts)
 
 
@@ -128,9 +128,11 @@ class LiveDisplay:
                 str(row.get("server_errors", "-")),
             )
         stats = run.load.stats
+        shed = stats.shed_served + stats.shed_failed
         table.caption = (
             f"offered {run.phase.rate:g} req/s - in flight {stats.in_flight} - "
-            f"served after fallback {stats.fallbacks} - failed {sum(stats.failures.values())}"
+            f"served after fallback {stats.fallbacks} - shed {shed} - "
+            f"failed {sum(stats.failures.values()) - stats.shed_failed}"
         )
         return table
 

@@ -19,7 +19,7 @@ from typing import Any
 from ...client import AsyncLLMClient, CallInfo
 from ...monitoring import MetricsCollector
 
-__all__ = ["DemoMetrics", "LoadGenerator", "LoadStats", "Pacer"]
+__all__ = ["DemoMetrics", "LoadGenerator", "LoadStats", "Pacer", "shed_by_first"]
 
 
 class DemoMetrics(MetricsCollector):
@@ -78,14 +78,28 @@ class Pacer:
 
 
 class LoadStats:
-    """What the workers saw, counted as calls end (read by the sampler and the display)."""
+    """
+    What the workers saw, counted as calls end (read by the sampler and the display).
+
+    Every call ends one way: *served* (answered, by the first provider or by a
+    fallback after the first one failed it), *failed* (raised), *shed* (the
+    first provider's open breaker turned it away unsent; then a fallback
+    answered it or it raised `CircuitOpenError`), or *cancelled* (still
+    running when the load stopped).
+    """
 
     def __init__(self) -> None:
         self.started = 0
         self.in_flight = 0
+        #: Answered calls by the provider that answered (shed ones included).
         self.served: Counter[str] = Counter()
+        #: Answered calls that went to a fallback (shed ones included).
         self.fallbacks = 0
+        #: Calls that raised, by exception class (shed ones included).
         self.failures: Counter[str] = Counter()
+        self.shed_served = 0
+        self.shed_failed = 0
+        self.cancelled = 0
         self.latency_total = 0.0
 
     @property
@@ -94,16 +108,33 @@ class LoadStats:
         return sum(self.served.values()) + sum(self.failures.values())
 
     def as_dict(self) -> dict[str, Any]:
-        """The counters as a JSON-ready dict."""
+        """
+        The counters as a JSON-ready dict.
+
+        Once the load stopped, ``calls_served + calls_failed + calls_shed +
+        calls_cancelled == calls_started``.
+        """
         served = sum(self.served.values())
         return {
             "calls_started": self.started,
             "calls_ended": self.ended,
+            "calls_served": served - self.shed_served,
+            "calls_failed": sum(self.failures.values()) - self.shed_failed,
+            "calls_shed": self.shed_served + self.shed_failed,
+            "calls_cancelled": self.cancelled,
+            "shed_served_by_fallback": self.shed_served,
+            "shed_failed": self.shed_failed,
             "served_by": dict(self.served),
-            "served_after_fallback": self.fallbacks,
+            "served_after_fallback": self.fallbacks - self.shed_served,
             "failures": dict(self.failures),
             "mean_latency": round(self.latency_total / served, 4) if served else None,
         }
+
+
+def shed_by_first(info: CallInfo) -> bool:
+    """Whether the first provider's open breaker turned the call away (it was never sent there)."""
+    tried = info.providers_tried
+    return bool(tried) and info.errors.get(tried[0]) == "CircuitOpenError"
 
 
 class LoadGenerator:
@@ -160,13 +191,18 @@ class LoadGenerator:
                     await self._client.chat(
                         self._messages, call_info=info, max_tokens=self._max_tokens
                     )
+            except asyncio.CancelledError:
+                stats.cancelled += 1
+                raise
             except Exception as exc:
                 stats.failures[type(exc).__name__] += 1
+                stats.shed_failed += shed_by_first(info)
             else:
                 stats.served[info.provider or "?"] += 1
                 stats.latency_total += time.monotonic() - began
                 if info.fallbacks:
                     stats.fallbacks += 1
+                stats.shed_served += shed_by_first(info)
             finally:
                 stats.in_flight -= 1
 

@@ -147,15 +147,45 @@ def findings(report: dict[str, Any]) -> list[str]:
             )
         elif opened is not None:
             out.append("recovery: the primary's breaker had not closed by the end")
-    calls = report["calls"]
-    failed = sum(calls["failures"].values())
-    kinds = ", ".join(f"{n} x {kind}" for kind, n in sorted(calls["failures"].items()))
-    out.append(
-        f"calls: {calls['calls_started']} started, {sum(calls['served_by'].values())} answered "
-        f"({calls['served_after_fallback']} by a fallback), {failed} failed"
-        + (f" ({kinds})" if kinds else "")
-    )
+    out.append(_calls_line(report["calls"]))
+    out.append(_now_line(report))
     return out
+
+
+def _calls_line(calls: dict[str, Any]) -> str:
+    """Every call once: served, shed by the primary's open breaker, failed, cancelled."""
+    kinds = {k: n for k, n in calls["failures"].items() if k != "CircuitOpenError"}
+    kinds_text = ", ".join(f"{n} x {kind}" for kind, n in sorted(kinds.items()))
+    return (
+        f"calls: {calls['calls_started']} started: {calls['calls_served']} served"
+        + (
+            f" ({calls['served_after_fallback']} by the fallback after the primary failed them)"
+            if calls["served_after_fallback"]
+            else ""
+        )
+        + f", {calls['calls_shed']} shed by the primary's open breaker "
+        f"({calls['shed_served_by_fallback']} then served by the fallback, "
+        f"{calls['shed_failed']} returned as CircuitOpenError), {calls['calls_failed']} failed"
+        + (f" ({kinds_text})" if kinds_text and calls["calls_failed"] else "")
+        + f", {calls['calls_cancelled']} cancelled at the end"
+    )
+
+
+def _now_line(report: dict[str, Any]) -> str:
+    """Where each provider stands at the end, as health and issues judge it."""
+    health, issues = report["health"], report["issues"]["issues"]
+    states = report["performance_report"]["services"]
+    parts = []
+    for name, service in health["services"].items():
+        since = service.get("seconds_since_change")
+        parts.append(
+            f"{name} {service['status']}"
+            + (f" for {since:.1f}s" if since is not None else "")
+            + (f" (trend {service['trend']})" if service.get("trend") else "")
+            + (f", breaker {states[name]['circuit_state']}" if name in states else "")
+        )
+    found = ", ".join(f"{i['type']} ({i['severity']})" for i in issues) or "none"
+    return f"now: {'; '.join(parts)}; issues: {found}"
 
 
 def print_summary(console: Console, report: dict[str, Any], paths: list[Path]) -> None:
@@ -169,8 +199,9 @@ def print_summary(console: Console, report: dict[str, Any], paths: list[Path]) -
     )
     for name, service in health["services"].items():
         reasons = "; ".join(service.get("reasons") or []) or "no problems"
+        trend = f", {service['trend']}" if service.get("trend") else ""
         console.print(
-            f"  {name}: {service['status']} ({service['health_score']}) - {reasons}",
+            f"  {name}: {service['status']} ({service['health_score']}{trend}) - {reasons}",
             highlight=False,
         )
     issues = report["issues"]
@@ -186,10 +217,10 @@ def print_summary(console: Console, report: dict[str, Any], paths: list[Path]) -
     metrics, latency = perf["performance_metrics"], perf["latency"]
     console.print("\n[bold]Performance report[/]")
     console.print(
-        f"  provider calls {metrics['total_requests']}, "
-        f"succeeded {metrics['successful_requests']}, failed {metrics['failed_requests']} "
-        "(counted per provider: a call the breaker turned away and a fallback then served "
-        "counts as a failure of the primary)",
+        f"  provider calls {metrics['total_requests']} (counted per provider: a call the "
+        f"primary shed and the fallback served counts at both): served "
+        f"{metrics['successful_requests']}, failed {metrics['failed_requests']}, shed by an "
+        f"open breaker {metrics['shed_requests']} ({metrics['shed_to_fallback']} to a fallback)",
         highlight=False,
     )
     p50, p95 = latency["p50"], latency["p95"]

@@ -111,14 +111,16 @@ class DemoRun:
             providers[name] = row
         return {
             "calls_started": stats.started,
-            "failures": sum(stats.failures.values()),
+            # Calls that raised, less those the primary's open breaker shed (counted apart).
+            "failures": sum(stats.failures.values()) - stats.shed_failed,
+            "shed": stats.shed_served + stats.shed_failed,
             "fallbacks": stats.fallbacks,
             "providers": providers,
         }
 
     @staticmethod
     def _delta(now: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
-        out = {k: now[k] - before[k] for k in ("calls_started", "failures", "fallbacks")}
+        out = {k: now[k] - before[k] for k in ("calls_started", "failures", "shed", "fallbacks")}
         out["providers"] = {
             name: {k: v - before["providers"][name][k] for k, v in row.items()}
             for name, row in now["providers"].items()
@@ -252,6 +254,9 @@ async def run_demo(
         client = await stack.enter_async_context(
             AsyncLLMClient(providers, fallbacks=fallbacks, metrics=metrics)
         )
+        from .._main import otel_instrument  # demo --otel: nothing imported without it
+
+        otel_instrument(client)
         pacer = Pacer(settings.max_calls(phases))
         load = LoadGenerator(
             client,

@@ -2,11 +2,11 @@
 """
 The demo's script: its settings, the phases of its timeline, and the providers it runs.
 
-Embedded mode starts two fault servers (primary and fallback). The client's
-limit for the primary is set 10% *above* what the primary server enforces, as
-people do when they copy a limit from a pricing page. The client learns the
-real limit from the ``x-ratelimit-*`` headers, so 429s stay rare (often none),
-and the final analysis reports the configured limit as above the provider's.
+Embedded mode starts two fault servers (primary and fallback). The client is
+configured as it should be: its limit for each provider is what that server
+enforces (the primary's exactly, the fallback's with 10% of headroom), so
+the analysis at the end is about what the script did to the primary (the
+pressure, the outage) and not about the demo's own settings.
 """
 
 from __future__ import annotations
@@ -42,8 +42,6 @@ MAX_DURATION = 600.0
 PRIMARY_LIMIT_RPS = 10.0
 #: Requests per second the embedded fallback server admits.
 FALLBACK_LIMIT_RPS = 20.0
-#: The client's limit for the primary, as a multiple of the server's real one.
-PRIMARY_OVERSHOOT = 1.1
 #: Offered load against a real provider, in requests per second (kept small: it costs money).
 REAL_RATE = 2.0
 MESSAGES: tuple[dict[str, str], ...] = ({"role": "user", "content": "Say hello in five words."},)
@@ -196,7 +194,7 @@ def provider_configs(settings: DemoSettings, urls: dict[str, str]) -> list[Provi
             base_url=urls["primary"],
             api_key="demo-primary-key",
             model="mock-gpt",
-            limits=RateLimits(requests_per_minute=PRIMARY_LIMIT_RPS * 60 * PRIMARY_OVERSHOOT),
+            limits=RateLimits(requests_per_minute=PRIMARY_LIMIT_RPS * 60),
             retry=retry,
             breaker=breaker,
             timeout=10.0,
