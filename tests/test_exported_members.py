@@ -118,9 +118,11 @@ def test_distributed_surface() -> None:
     """The Redis subpackage exports exactly its public names."""
     assert [
         "DEFAULT_REDIS_URL",
+        "RedisClient",
         "RedisPermit",
         "RedisRateLimiter",
         "SharedCircuitBreaker",
         "redis_from_env",
+        "redis_from_url",
         "shared_policy",
     ] == llm_rate_limiter.distributed.__all__

@@ -236,6 +236,28 @@ class TestLastChange:
             h["previous_status"],
         )
 
+    @pytest.mark.parametrize("asked_between", [False, True])
+    def test_a_breaker_change_is_dated_to_its_transition(self, collector, clock, asked_between):
+        """A status the breaker changed dates from the transition, not from its bucket's start."""
+        outcomes(collector, 20, 0)
+        clock.advance(1.7)
+        collector.breaker_transition("svc", "closed", "open")
+        assert ("critical", 0.0) == (
+            health(collector)["status"],
+            health(collector)["seconds_since_change"],
+        )
+        clock.advance(4.6)
+        if asked_between:
+            health(collector)
+        collector.breaker_transition("svc", "open", "closed")
+        clock.advance(5.0)
+        h = health(collector)
+        assert ("healthy", 5.0, "critical") == (
+            h["status"],
+            h["seconds_since_change"],
+            h["previous_status"],
+        )
+
     def test_last_change_does_not_depend_on_how_often_health_is_asked(self, clock):
         """Asked every second or only at the end, the status changed at the same time."""
         often, once = MetricsCollector(clock=clock), MetricsCollector(clock=clock)

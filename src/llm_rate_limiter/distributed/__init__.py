@@ -8,8 +8,14 @@ Redis backends: rate limits and circuit-breaker state shared by many processes a
 - `SharedCircuitBreaker`: an `AsyncCircuitBreaker` whose openings and
   recoveries every process follows.
 - `shared_policy`: a `ResiliencePolicy` built on both.
-- `redis_from_env`: a checked client from ``REDIS_URL`` (default
-  ``redis://127.0.0.1:6379/0``).
+- `redis_from_env` / `redis_from_url`: a checked client from ``REDIS_URL``
+  (default ``redis://127.0.0.1:6379/0``) or a URL; a ``redis+cluster://``
+  URL gives a Redis Cluster client. `RedisClient` is the type either is.
+
+Every part takes a ``redis.asyncio.Redis`` or a ``redis.asyncio.RedisCluster``:
+the keys of one provider (and API key) share one hash tag, so each
+provider's scripts run on one shard, and a failing shard troubles only the
+providers it holds.
 
 Needs the ``redis`` extra (redis-py 5 or later, for ``redis.asyncio``).
 """
@@ -22,17 +28,20 @@ except ImportError as exc:  # pragma: no cover -- the test environment has redis
     msg = "llm_rate_limiter.distributed needs redis-py: pip install 'llm-rate-limiter[redis]'"
     raise ImportError(msg) from exc
 
-from ._connect import DEFAULT_REDIS_URL, redis_from_env
+from ._connect import DEFAULT_REDIS_URL, redis_from_env, redis_from_url
 from ._redis_breaker import SharedCircuitBreaker
+from ._redis_client import RedisClient
 from ._redis_limiter import RedisRateLimiter
 from ._redis_permit import RedisPermit
 from ._shared_policy import shared_policy
 
 __all__ = [
     "DEFAULT_REDIS_URL",
+    "RedisClient",
     "RedisPermit",
     "RedisRateLimiter",
     "SharedCircuitBreaker",
     "redis_from_env",
+    "redis_from_url",
     "shared_policy",
 ]

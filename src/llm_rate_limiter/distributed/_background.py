@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
+
+from ._redis_client import describe
 
 __all__ = ["Background", "logger"]
 
@@ -22,13 +24,21 @@ class Background:
 
     A failing task is logged (``llm_rate_limiter.distributed`` logger), never
     raised into the caller: the shared state is a best effort on top of the
-    local one.
+    local one. One line per change: the first failure says what failed and
+    where (``host:port``, the error's type and message), the failures after
+    it are counted, and the first success after them says how many there were.
+
+    Args:
+        what: Who started the tasks, for the log.
+        where: Names the Redis node the tasks talk to (``host:port``).
     """
 
-    __slots__ = ("_tasks", "_what")
+    __slots__ = ("_failed", "_tasks", "_what", "_where")
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, where: Callable[[], str] = lambda: "redis") -> None:
         self._what = what
+        self._where = where
+        self._failed = 0  # failures since the last success (0: none logged)
         self._tasks: set[asyncio.Future[Any]] = set()
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> bool:
@@ -49,9 +59,26 @@ class Background:
 
     def _done(self, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            if self._failed:
+                logger.warning(
+                    "%s: shared updates succeed again at %s (%d failed)",
+                    self._what,
+                    self._where(),
+                    self._failed,
+                )
+                self._failed = 0
+            return
+        self._failed += 1
+        if self._failed == 1:
             logger.warning(
-                "%s: shared update failed: %r", self._what, task.exception(), exc_info=False
+                "%s: shared update failed at %s: %s; counting failures until one succeeds",
+                self._what,
+                self._where(),
+                describe(exc),
             )
 
     async def flush(self) -> None:

@@ -7,7 +7,8 @@ The link turns them into two states, available and unavailable, and on each
 change between them:
 
 - logs one warning on the ``llm_rate_limiter`` logger, naming the
-  service, Redis's ``host:port`` (never a password) and the kind of error,
+  service, the ``host:port`` of the Redis node that serves its keys (on a
+  cluster, their shard; never a password) and the error's type and message,
   not its repr; the outage and its end are logged as a pair, at most one
   pair per `LOG_INTERVAL` (flapping is summed up in the next pair);
 - calls ``hook.shared_state_changed(service, available)`` when the hook has
@@ -26,8 +27,9 @@ import redis.exceptions
 
 from .._hooks import MetricsHook
 from ..exceptions import SharedStateUnavailableError
+from ._redis_client import FAILURES, TORN_DOWN, describe, redis_address
 
-__all__ = ["LOG_INTERVAL", "PROBE_INTERVAL", "UNAVAILABLE", "SharedStateLink", "redis_address"]
+__all__ = ["LOG_INTERVAL", "PROBE_INTERVAL", "UNAVAILABLE", "SharedStateLink"]
 
 logger = logging.getLogger("llm_rate_limiter")
 
@@ -36,18 +38,7 @@ PROBE_INTERVAL = 1.0
 #: Seconds between two logged outages of one link (the others are counted).
 LOG_INTERVAL = 60.0
 #: What an unreachable or slow Redis raises (asyncio's timeout is a TimeoutError).
-UNAVAILABLE = (redis.exceptions.RedisError, OSError, TimeoutError)
-
-
-def redis_address(redis: Any) -> str:
-    """``host:port`` (or the socket path) of a ``redis.asyncio`` client, without credentials."""
-    pool = getattr(redis, "connection_pool", None)
-    kwargs = getattr(pool, "connection_kwargs", None) or {}
-    if kwargs.get("path"):
-        return str(kwargs["path"])
-    if kwargs.get("host"):
-        return f"{kwargs['host']}:{kwargs.get('port', 6379)}"
-    return "redis"
+UNAVAILABLE = (*FAILURES, TimeoutError)
 
 
 class SharedStateLink:
@@ -56,8 +47,10 @@ class SharedStateLink:
     __slots__ = (
         "_failure",
         "_hook_changed",
+        "_key",
         "_logged",
         "_next_log",
+        "_redis",
         "_service",
         "_since",
         "_unlogged",
@@ -69,9 +62,18 @@ class SharedStateLink:
     )
 
     def __init__(
-        self, redis: Any, *, service: str, hook: MetricsHook, failure: str, timeout: float
+        self,
+        redis: Any,
+        *,
+        service: str,
+        hook: MetricsHook,
+        failure: str,
+        timeout: float,
+        key: str | None = None,
     ) -> None:
-        self.where = redis_address(redis)
+        self._redis = redis
+        self._key = key
+        self.where = redis_address(redis, key)
         self.timeout = timeout
         self.available = True
         self.reason = ""
@@ -99,7 +101,7 @@ class SharedStateLink:
         async with asyncio.timeout(self.timeout):
             try:
                 return await script(keys=keys, args=args)
-            except redis.exceptions.ConnectionError:
+            except TORN_DOWN:
                 return await script(keys=keys, args=args)
 
     def answered(self) -> bool:
@@ -129,10 +131,11 @@ class SharedStateLink:
         now = time.monotonic()
         self.available = False
         self._since = now
-        if isinstance(exc, TimeoutError):
+        self.where = redis_address(self._redis, self._key)  # a cluster's map may have changed
+        if isinstance(exc, TimeoutError) and not isinstance(exc, redis.exceptions.RedisError):
             self.reason = f"Redis at {self.where} did not answer within {self.timeout:g}s"
         else:
-            self.reason = f"Redis at {self.where} failed ({type(exc).__name__})"
+            self.reason = f"Redis at {self.where} failed ({describe(exc)})"
         if now >= self._next_log:
             self._next_log = now + LOG_INTERVAL
             self._logged = True

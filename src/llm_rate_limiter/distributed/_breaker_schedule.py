@@ -37,10 +37,11 @@ class SyncScheduler:
         what: str,
         exchange: Callable[[], Awaitable[float]],
         available: Callable[[], bool],
+        where: Callable[[], str] = lambda: "redis",
     ) -> None:
         self._exchange = exchange
         self._available = available
-        self._background = Background(what)
+        self._background = Background(what, where)
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._again = False

@@ -20,8 +20,6 @@ import uuid
 from collections import deque
 from typing import Any, Literal
 
-import redis.asyncio as aioredis
-
 from .._hooks import NULL_HOOK, MetricsHook
 from .._validate import check_number
 from ..exceptions import ConfigurationError
@@ -31,6 +29,7 @@ from ._background import Background
 from ._keepalive import Keeper
 from ._keys import service_key
 from ._local_share import LocalShare
+from ._redis_client import RedisClient, redis_address
 from ._scripts import ACQUIRE, ADJUST, KEEPALIVE, RELEASE
 from ._shared_state import SharedState, Unavailable
 
@@ -86,7 +85,7 @@ class RedisLimiterBase:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         limits: RateLimits,
         *,
         service: str,
@@ -139,6 +138,7 @@ class RedisLimiterBase:
             probe=self._recover,
             on_change=self._on_change,
             reset=self._drop_idle_connections,
+            where=lambda: redis_address(redis, key["req"]),
         )
         self._renew_script = redis.register_script(KEEPALIVE)
         self._keeper = Keeper(
@@ -157,7 +157,9 @@ class RedisLimiterBase:
         self._queued_tokens = 0.0
         self._wake: asyncio.Future[None] | None = None
         self._interrupts = 0
-        self._background = Background(f"RedisRateLimiter({service!r})")
+        self._background = Background(
+            f"RedisRateLimiter({service!r})", lambda: redis_address(redis, key["req"])
+        )
         self._stats = LimiterRecorder()
         self._cooldown_until = -math.inf
         self._in_flight = 0
@@ -280,6 +282,10 @@ class RedisLimiterBase:
         if local:
             self._share.admitted(tokens)
         self._hook.limiter_waited(self.service, waited, tokens)
+
+    def _set_hook(self, hook: MetricsHook) -> None:
+        """Send this limiter's events to *hook* from now on (instrumentation swaps it)."""
+        self._hook = hook
 
     def _deny(self, tokens: float, reason: str) -> None:
         self._stats.denial(loop_now(), tokens, reason)

@@ -32,8 +32,6 @@ import time
 import uuid
 from typing import Literal
 
-import redis.asyncio as aioredis
-
 from .._clock import SYSTEM_CLOCK, Clock
 from .._hooks import NULL_HOOK, MetricsHook
 from .._validate import check_number
@@ -44,6 +42,7 @@ from ._breaker_schedule import SyncScheduler
 from ._breaker_scripts import BREAKER_SYNC, parse_reply, sync_args
 from ._breaker_trials import TrialSlots
 from ._keys import service_key
+from ._redis_client import RedisClient, redis_address
 
 __all__ = ["SharedCircuitBreaker"]
 
@@ -66,7 +65,8 @@ class SharedCircuitBreaker(AsyncCircuitBreaker):
 
     Args:
         policy: When to open, probe and close (each process counts its own failures).
-        redis: The client (see `redis_from_env`); use one per event loop.
+        redis: The client, one node or a Redis Cluster (see `redis_from_env`); use one
+            per event loop.
         service: The name in keys, errors, metrics and statistics.
         key_prefix: Prefix of the keys.
         hook: Receives ``breaker_transition`` and ``breaker_rejected`` events, and
@@ -111,7 +111,7 @@ class SharedCircuitBreaker(AsyncCircuitBreaker):
         self,
         policy: BreakerPolicy = _DEFAULT_POLICY,
         *,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         service: str = "default",
         key_prefix: str = "llmrl",
         hook: MetricsHook = NULL_HOOK,
@@ -130,12 +130,14 @@ class SharedCircuitBreaker(AsyncCircuitBreaker):
         self._keys = (key("breaker:open"), key("breaker:epoch"), key("breaker:trial"))
         self._script = redis.register_script(BREAKER_SYNC)
         self._origin = f"{socket.gethostname()}:{os.getpid()}"
-        self._link = SharedStateLink(
-            redis, service=service, hook=hook, failure=redis_failure, timeout=timeout
-        )
+        link = functools.partial(SharedStateLink, redis, service=service, hook=hook)
+        self._link = link(failure=redis_failure, timeout=timeout, key=self._keys[0])
         self._trials = TrialSlots(self._origin)
         self._sync = SyncScheduler(
-            f"SharedCircuitBreaker({service!r})", self._exchange, lambda: self._link.available
+            f"SharedCircuitBreaker({service!r})",
+            self._exchange,
+            lambda: self._link.available,
+            lambda: redis_address(redis, self._keys[0]),
         )
         self._applying = False
         self._changes = 0

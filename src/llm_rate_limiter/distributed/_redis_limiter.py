@@ -75,7 +75,8 @@ class RedisRateLimiter(RedisLimiterCore):
     outage; the daily bucket gets the tokens admitted locally (see ``_local_share``).
 
     Args:
-        redis: The client (see `redis_from_env`); use one per event loop.
+        redis: The client, one node or a Redis Cluster (see `redis_from_env`); use one
+            per event loop.
         limits: The limits to enforce, in total across processes.
         service: The provider name: part of the keys, errors and metrics.
         key_prefix: Prefix of every key.

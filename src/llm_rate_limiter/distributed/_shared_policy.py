@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-import redis.asyncio as aioredis
-
 from .._clock import SYSTEM_CLOCK, Clock
 from .._hooks import NULL_HOOK, MetricsHook
 from .._policy import ResiliencePolicy
@@ -17,6 +15,7 @@ from ..retry import RetryPolicy
 from ._keys import key_fingerprint
 from ._redis_base import DEFAULT_LEASE
 from ._redis_breaker import SharedCircuitBreaker
+from ._redis_client import RedisClient
 from ._redis_limiter import RedisRateLimiter
 
 __all__ = ["shared_policy"]
@@ -25,7 +24,7 @@ __all__ = ["shared_policy"]
 def shared_policy(
     name: str = "default",
     *,
-    redis: aioredis.Redis,
+    redis: RedisClient,
     retry: RetryPolicy | None = None,
     limits: RateLimits | None = None,
     breaker: BreakerPolicy | None = None,
@@ -48,7 +47,8 @@ def shared_policy(
 
     Args:
         name: The service name: part of the keys, metrics and errors.
-        redis: The client (see `redis_from_env`); use one per event loop.
+        redis: The client, one node or a Redis Cluster (see `redis_from_env`); use one
+            per event loop.
         retry: The retry policy; None disables retries.
         limits: Shared rate limits; None disables the limiter.
         breaker: The breaker policy; None disables the breaker.

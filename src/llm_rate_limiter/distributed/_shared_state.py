@@ -31,7 +31,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
-import redis.exceptions
+from ._redis_client import FAILURES, TORN_DOWN, describe
 
 __all__ = ["PROBE_INTERVAL", "SharedState", "Unavailable"]
 
@@ -41,9 +41,6 @@ logger = logging.getLogger("llm_rate_limiter")
 
 #: Seconds between two probes of an unavailable Redis.
 PROBE_INTERVAL = 1.0
-
-#: What counts as "Redis did not answer" (besides our own timeout).
-_FAILURES = (redis.exceptions.RedisError, OSError)
 
 
 def _next_probe(interval: float) -> float:
@@ -66,13 +63,6 @@ class Unavailable(Exception):
         super().__init__(reason)
 
 
-def _describe(exc: BaseException) -> str:
-    """A short reason for *exc* (its type and message: Redis errors carry no secrets)."""
-    text = str(exc).strip()
-    name = type(exc).__name__
-    return f"{name}: {text[:160]}" if text else name
-
-
 class SharedState:
     """
     Whether one limiter's Redis is answering, and the probe that finds out again (internal).
@@ -88,6 +78,8 @@ class SharedState:
         reset: Drops the client's idle connections (after a connection
             error, before the one retry: they may all be stale).
         probe_interval: Seconds between two probes.
+        where: Names the Redis node that serves the limiter (``host:port``:
+            on a cluster, the shard of its keys), for the reason of an outage.
     """
 
     __slots__ = (
@@ -98,6 +90,7 @@ class SharedState:
         "_prober",
         "_reset",
         "_service",
+        "_where",
         "available",
         "probe_interval",
         "reason",
@@ -116,8 +109,10 @@ class SharedState:
         on_change: Callable[[bool], None],
         reset: Callable[[], Awaitable[None]] | None = None,
         probe_interval: float = PROBE_INTERVAL,
+        where: Callable[[], str] = lambda: "redis",
     ) -> None:
         self._service = service
+        self._where = where
         self.timeout = timeout
         self._failure = failure
         self._hook = hook
@@ -148,16 +143,16 @@ class SharedState:
             async with asyncio.timeout(limit):
                 try:
                     return await make()
-                except redis.exceptions.ConnectionError:
+                except TORN_DOWN:
                     # A pooled connection may have outlived its server (a restart):
                     # drop the idle ones and try once more on a fresh one.
                     if self._reset is not None:
                         await self._reset()
                     return await make()
         except TimeoutError:
-            reason = f"no reply within {limit:g} s"
-        except _FAILURES as exc:
-            reason = _describe(exc)
+            reason = f"no reply within {limit:g} s from {self._where()}"
+        except FAILURES as exc:
+            reason = f"{describe(exc)} (at {self._where()})"
         if not probing:
             self.down(reason)
         raise Unavailable(reason)

@@ -104,6 +104,13 @@ class HealthTimeline:
             self.changed_at = max(at, self.changed_at)
 
 
+def _dated(history: list[tuple[float, str, str]], number: int, width: float) -> float:
+    """When bucket *number* changed: its last breaker transition, else its start."""
+    start = number * width
+    end = start + width
+    return max((when for when, _old, _new in history if start < when <= end), default=start)
+
+
 def judge(
     m: dict[str, Any],
     w: RecentWindow,
@@ -135,16 +142,18 @@ def judge(
         end = (last + 1) * w.width
         return {"circuit_state": state_at(state, history, end), **window_metrics(w, last)}
 
-    # Each ended bucket's window, in order: a change is dated to the start of the
-    # bucket in which it happened (old calls left the window, or new ones came).
+    # Each ended bucket's window, in order: a change is dated to the last breaker
+    # transition in the bucket where it happened, else to the bucket's start (old
+    # calls left the window, or new ones came).
     for number in range(max(timeline.done + 1, current - BUCKETS), current):
-        timeline.note(service_health(past(number), t)["status"], number * w.width)
+        timeline.note(service_health(past(number), t)["status"], _dated(history, number, w.width))
     timeline.done = max(timeline.done, current - 1)
     health = service_health(m, t)
     if health["status"] == timeline.status:
         changed_at, previous = timeline.changed_at, timeline.previous
     else:  # it changed in the current bucket
-        changed_at, previous = max(current * w.width, timeline.changed_at), timeline.status
+        changed_at = max(_dated(history, current, w.width), timeline.changed_at)
+        previous = timeline.status
     before = service_health(past(current - BUCKETS), t)["health_score"]
     delta = health["health_score"] - before
     trend = RECOVERING if delta > TREND_POINTS else WORSENING if delta < -TREND_POINTS else STABLE
