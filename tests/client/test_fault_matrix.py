@@ -221,7 +221,12 @@ async def test_retryable_fault_is_survived(case: Case) -> None:
     assert books.count("success") >= case.min_success * CALLS
     assert [] == books.early_give_ups()
     assert max(c.attempts for c in books.calls) > 1
-    assert stats.requests == metrics["total_attempts"]
+    # Every attempt reached the server, but an attempt its timeout ended before the server
+    # read it (a loaded machine, 0.2 s): each attempt the server never saw is a timeout.
+    unseen = metrics["total_attempts"] - stats.requests
+    assert 0 <= unseen <= metrics["error_patterns"].get("timeout", 0)
+    if case.retry.attempt_timeout is None:  # no attempt ends before it is answered
+        assert 0 == unseen
 
 
 @pytest.mark.parametrize("attempt_timeout", [0.3, None], ids=["attempt-timeout", "deadline-only"])
