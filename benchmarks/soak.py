@@ -27,7 +27,7 @@ start a task to close each async generator nobody closed, and the openai SDK's
 streams leave three each). Bounds (exit status 1 if one breaks): RSS growth from the
 end of the warm-up to the end under ``--max-growth-mb`` (20); the task count
 back at its baseline after every segment and at the end; the collector's
-``started == succeeded + failed + cancelled`` with nothing in flight, its
+``started == succeeded + failed + cancelled + shed`` with nothing in flight, its
 outcomes equal to what the caller saw (and, in ``sdk``, no more attempts than
 requests the server saw); every planned call made within
 ``--max-seconds``. Prints the figures as JSON, then a summary. Run
@@ -138,6 +138,7 @@ def counters(collector: MetricsCollector) -> dict[str, Any]:
         "succeeded": "successful_requests",
         "failed": "failed_requests",
         "cancelled": "cancelled_requests",
+        "shed": "shed_requests",
         "in_flight": "in_flight",
         "peak_in_flight": "peak_in_flight",
         "attempts": "total_attempts",
@@ -443,19 +444,20 @@ def check(name: str, phase: dict[str, Any], max_growth: float) -> tuple[list[str
     counts = [s["tasks"] for s in phase["samples"]] + [phase["after_close"]["tasks"]]
     bound(all(c == base for c in counts), f"task count {counts} back at baseline {base}")
     c = phase["collector"]
-    total = c["succeeded"] + c["failed"] + c["cancelled"]
+    total = c["succeeded"] + c["failed"] + c["cancelled"] + c["shed"]
     bound(
         c["started"] == total and c["in_flight"] == 0,
         f"started {c['started']} == succeeded {c['succeeded']} + failed {c['failed']}"
-        f" + cancelled {c['cancelled']} ({total}), in flight {c['in_flight']}",
+        f" + cancelled {c['cancelled']} + shed {c['shed']} ({total}), in flight {c['in_flight']}",
     )
     seen = phase["caller_saw"]
-    failed = sum(v for k, v in seen.items() if k.startswith("failed:"))
-    caller = (seen.get("ok", 0), failed, seen.get("cancelled", 0))
-    collected = (c["succeeded"], c["failed"], c["cancelled"])
+    shed = seen.get("failed:CircuitOpenError", 0)  # turned away by the open breaker, unsent
+    failed = sum(v for k, v in seen.items() if k.startswith("failed:")) - shed
+    caller = (seen.get("ok", 0), failed, seen.get("cancelled", 0), shed)
+    collected = (c["succeeded"], c["failed"], c["cancelled"], c["shed"])
     bound(
         caller == collected,
-        f"caller saw ok/failed/cancelled {'/'.join(map(str, caller))}"
+        f"caller saw ok/failed/cancelled/shed {'/'.join(map(str, caller))}"
         f" == collector {'/'.join(map(str, collected))}",
     )
     if "server" in phase:  # every attempt the collector counts reached the server once
