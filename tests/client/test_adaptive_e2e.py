@@ -90,11 +90,13 @@ async def test_no_configured_rate(server):
 
 
 async def test_configured_right(server):
-    """Configured right it is no worse than fixed limits: at most 2 429s, 97% served late."""
+    """Configured right it is no worse than fixed limits: at most 2 429s, 90% served late."""
     timeline = await _closed_loop(server, RateLimits(requests_per_minute=RATE * 60))
     all_429s = _sum(timeline, "rate_limited", range(SECONDS + 1))
     served = _sum(timeline, "accepted", STEADY)
-    assert (True, True) == (all_429s <= 2, served >= 0.97 * CAPACITY), timeline
+    # 90%, as in the other scenarios: a limiter 10% slow fails it; a loaded CI core that
+    # pauses the callers for 100 ms costs 2.5% of these 4 s (the benchmark measures 98.6%).
+    assert (True, True) == (all_429s <= 2, served >= 0.90 * CAPACITY), timeline
 
 
 async def test_limit_halves(server):
