@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from llm_rate_limiter import BreakerPolicy, ProviderConfig, RateLimits, RetryPolicy
 from llm_rate_limiter.testing import FaultServer
 
@@ -17,7 +19,9 @@ def provider(
     limits: RateLimits | None = None,
     retry: RetryPolicy | None = None,
     breaker: BreakerPolicy | None = None,
+    **kwargs: Any,
 ) -> ProviderConfig:
+    """A provider of the real SDK on *server*; *kwargs* go to `ProviderConfig` as they are."""
     return ProviderConfig(
         name=name,
         base_url=server.base_url,
@@ -27,4 +31,5 @@ def provider(
         retry=retry or RetryPolicy(max_retries=3, base_delay=0.01, max_delay=0.05),
         breaker=breaker,
         timeout=10.0,
+        **kwargs,
     )

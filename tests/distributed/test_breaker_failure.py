@@ -2,20 +2,16 @@
 """
 `SharedCircuitBreaker` when Redis dies, stalls or comes back.
 
-Each test starts a `redis-server` of its own on a free port (killed, stopped
-with SIGSTOP and restarted on the same port by the test); the breakers run
-on real time. Without a ``redis-server`` binary these tests fail.
+Each test starts a `redis-server` of its own on a free port
+(``redis_server.RedisServer``: killed, stopped with SIGSTOP and restarted on
+the same port by the test); the breakers run on real time. Without a
+``redis-server`` binary these tests fail.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
-import socket
-import subprocess
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -33,59 +29,12 @@ from llm_rate_limiter.exceptions import (
     ConfigurationError,
     SharedStateUnavailableError,
 )
+from tests.distributed.redis_server import RedisServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
 POLICY = BreakerPolicy(fail_max=1, reset_timeout=0.5)
 TIMEOUT = 0.25
-
-
-class OwnRedis:
-    """A redis-server of this test's own on a free port: start (again), kill, stall, resume."""
-
-    def __init__(self, password: str | None = None) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.password = password
-        self.url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[str] | None = None
-        self.drain: threading.Thread | None = None
-
-    async def start(self) -> None:
-        """Start the server and wait until it says it accepts connections."""
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-        args += ["--save", "", "--appendonly", "no"]
-        if self.password:
-            args += ["--requirepass", self.password]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)  # noqa: ASYNC220
-        ready = threading.Event()
-        out = self.proc.stdout
-        assert out is not None
-
-        def drain() -> None:  # read the log until the server exits, then close the pipe
-            with out:
-                for line in out:
-                    if "Ready to accept connections" in line:
-                        ready.set()
-
-        self.drain = threading.Thread(target=drain, daemon=True)
-        self.drain.start()
-        assert await anyio.to_thread.run_sync(ready.wait, 20.0)
-
-    def kill(self) -> None:
-        """Kill the server (its state is lost)."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
-            self.proc.kill()
-            self.proc.wait()
-        if self.drain is not None:
-            self.drain.join(10.0)
-
-    def send(self, sig: signal.Signals) -> None:
-        """SIGSTOP stalls the server (connections stay open, nothing answers); SIGCONT resumes."""
-        assert self.proc is not None
-        os.kill(self.proc.pid, sig)
 
 
 class SharedHook(NullHook):
@@ -110,7 +59,7 @@ class SharedHook(NullHook):
 class Setup:
     """Two breakers ("processes") for one service on one own server, each on its connection."""
 
-    def __init__(self, server: OwnRedis) -> None:
+    def __init__(self, server: RedisServer) -> None:
         self.server = server
         self.prefix = f"llmrl-test-{uuid.uuid4().hex[:12]}"
         self.clients: list[aioredis.Redis] = []
@@ -138,8 +87,8 @@ class Setup:
 
 @pytest.fixture
 async def setup() -> AsyncIterator[Setup]:
-    server = OwnRedis()
-    await server.start()
+    server = RedisServer()
+    await server.astart()
     made = Setup(server)
     try:
         yield made
@@ -163,7 +112,7 @@ async def restart_and_propagate(
     setup: Setup, a: SharedCircuitBreaker, b: SharedCircuitBreaker
 ) -> None:
     """Restart the server; both breakers reconnect and an opening in A reaches B."""
-    await setup.server.start()
+    await setup.server.astart()
     await setup.hooks[a].wait_for(True)
     await setup.hooks[b].wait_for(True)
     a.reset()
@@ -206,7 +155,7 @@ class TestRedisKilled:
         with pytest.raises(ConnectionError):
             await a.call(down)
         await a.sync()  # a probe that fails keeps the opening for the next one
-        await setup.server.start()
+        await setup.server.astart()
         await setup.hooks[a].wait_for(True)  # its probe carried the opening
         assert 5.0 < await b.sync() <= 10.0
         assert "open" == b.state
@@ -221,7 +170,7 @@ class TestRedisKilled:
             assert a.state == b.state
         await asyncio.gather(*(setup.clients[1].ping() for _ in range(4)))  # 4 pooled connections
         setup.server.kill()
-        await setup.server.start()
+        await setup.server.astart()
         a.reset()  # after the restart, before B looked again
         await a.flush()
         assert 0.0 == await b.sync()
@@ -248,8 +197,8 @@ class TestRedisKilled:
         self, caplog: pytest.LogCaptureFixture
     ) -> None:
         """An outage of 5 failed exchanges and its end log 2 warnings (host:port, no password)."""
-        server = OwnRedis(password="s3cret-pw")
-        await server.start()
+        server = RedisServer(password="s3cret-pw")
+        await server.astart()
         client = await redis_from_env(server.url)
         hook = SharedHook()
         breaker = SharedCircuitBreaker(
@@ -260,11 +209,11 @@ class TestRedisKilled:
                 server.kill()
                 for _ in range(5):
                     await breaker.sync()
-                await server.start()
+                await server.astart()
                 await breaker.sync()
                 server.kill()  # a second outage within a minute: counted, not logged
                 await breaker.sync()
-                await server.start()
+                await server.astart()
                 await breaker.sync()
         finally:
             server.kill()
@@ -290,7 +239,7 @@ class TestRedisStalled:
         """With Redis stopped (SIGSTOP) for 2 s no call through the breaker takes timeout + 0.2s."""
         a, _ = await setup.pair(redis_failure="open", redis_timeout=TIMEOUT)
         policy = ResiliencePolicy("svc", retry=RetryPolicy(max_retries=0), circuit_breaker=a)
-        setup.server.send(signal.SIGSTOP)  # until the fixture kills it
+        setup.server.stall()  # until the fixture kills it
         durations: list[float] = []
         end = time.monotonic() + 2.0
         while time.monotonic() < end:
@@ -305,7 +254,7 @@ class TestRedisStalled:
         a.force_open()
         await a.flush()
         await b.sync()
-        setup.server.send(signal.SIGSTOP)  # until the fixture kills it
+        setup.server.stall()  # until the fixture kills it
         trial_at = time.monotonic() + b.seconds_until_trial()
         with anyio.fail_after(10):
             ticket = await b.wait_for_admission()
@@ -318,7 +267,7 @@ class TestRedisStalled:
         """With Redis stopped, calls failing closed are refused, none later than timeout + 0.2 s."""
         a, _ = await setup.pair(redis_failure="closed", redis_timeout=TIMEOUT)
         policy = ResiliencePolicy("svc", retry=RetryPolicy(max_retries=0), circuit_breaker=a)
-        setup.server.send(signal.SIGSTOP)
+        setup.server.stall()
         durations: list[float] = []
         refused = 0
         end = time.monotonic() + 1.5
@@ -327,7 +276,7 @@ class TestRedisStalled:
                 await timed(durations, lambda: policy.call(asyncio.sleep, 0.01))
             except SharedStateUnavailableError:
                 refused += 1
-        setup.server.send(signal.SIGCONT)
+        setup.server.stall(False)
         assert refused > 0
         assert max(durations) <= TIMEOUT + 0.2
         await setup.hooks[a].wait_for(True)

@@ -3,7 +3,7 @@
 `RedisRateLimiter` when Redis itself fails: killed, stalled, restarted.
 
 Each test starts its own ``redis-server`` on a free port (no persistence;
-``test_limiter_processes.Server``), kills it (SIGKILL), stalls it (SIGSTOP /
+``redis_server.RedisServer``), kills it (SIGKILL), stalls it (SIGSTOP /
 SIGCONT) and restarts it on the same port, so a restart loses every key, as
 a real one without persistence does. Without ``redis-server`` these tests fail.
 """
@@ -25,7 +25,7 @@ from llm_rate_limiter import RateLimits
 from llm_rate_limiter._hooks import NullHook
 from llm_rate_limiter.distributed import RedisRateLimiter, redis_from_env
 from llm_rate_limiter.exceptions import RateLimitTimeoutError, SharedStateUnavailableError
-from tests.distributed.test_limiter_processes import Server
+from tests.distributed.redis_server import RedisServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
@@ -39,8 +39,9 @@ MAX_CALLS = 200_000
 
 
 @pytest.fixture
-def server() -> Iterator[Server]:
-    made = Server()
+def server() -> Iterator[RedisServer]:
+    made = RedisServer(timeout=10.0)
+    made.start()
     try:
         yield made
     finally:
@@ -69,7 +70,7 @@ class Hook(NullHook):
 class Env:
     """Limiters (and their callers) on connections to the test's server, closed at the end."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: RedisServer) -> None:
         self.server = server
         self.prefix = f"llmrl-test-{uuid.uuid4().hex[:12]}"
         self.clients: list[aioredis.Redis] = []
@@ -94,7 +95,7 @@ class Env:
 
 
 @pytest.fixture
-async def env(server: Server) -> AsyncIterator[Env]:
+async def env(server: RedisServer) -> AsyncIterator[Env]:
     made = Env(server)
     try:
         yield made

@@ -5,9 +5,7 @@
 Each worker process builds its own client and limiter, waits at a barrier
 so all start together, and reports the wall-clock instants of its
 admissions and how many admission scripts it ran. Everything is bounded in
-time; a key prefix of each test's own keeps runs apart. `Server` (a
-``redis-server`` a test starts, kills, stalls and restarts) serves
-``test_limiter_failure``.
+time; a key prefix of each test's own keeps runs apart.
 """
 
 from __future__ import annotations
@@ -17,10 +15,8 @@ import itertools
 import multiprocessing
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -90,52 +86,6 @@ def worst_excess(times: list[float], capacity: float, rate: float) -> float:
         (j - i + 1) - (capacity + rate * (times[j] - times[i]))
         for i, j in itertools.combinations(range(len(times)), 2)
     )
-
-
-class Server:
-    """A ``redis-server`` of this test's own, on a fixed free port."""
-
-    def __init__(self) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[str] | None = None
-        self.start()
-
-    def start(self) -> None:
-        """Start it and wait (at most 10 s) until it says it accepts connections."""
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        args += ["--appendonly", "no", "--daemonize", "no"]
-        proc = self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-        ready = threading.Event()
-        assert proc.stdout is not None
-        lines = proc.stdout
-        self.reader = threading.Thread(
-            target=lambda: [ready.set() for line in lines if "Ready to accept" in line],
-            daemon=True,
-        )
-        self.reader.start()
-        if not ready.wait(10):
-            self.kill()
-            msg = f"redis-server did not start on port {self.port}"
-            raise RuntimeError(msg)
-
-    def kill(self) -> None:
-        """SIGKILL it (its data is gone)."""
-        proc, self.proc = self.proc, None
-        if proc is not None:
-            os.kill(proc.pid, signal.SIGCONT)
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-            self.reader.join(10)
-            assert proc.stdout is not None
-            proc.stdout.close()
-
-    def stall(self, stop: bool = True) -> None:
-        """SIGSTOP it (or SIGCONT it again)."""
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGSTOP if stop else signal.SIGCONT)
 
 
 class TestProcesses:

@@ -7,21 +7,8 @@ import pytest
 
 from llm_rate_limiter._errors import RetryErrorType
 from llm_rate_limiter.monitoring import MetricsCollector
-from llm_rate_limiter.testing import FakeClock
 
-from .test_detect import calls, issues
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    """The collector's clock."""
-    return FakeClock()
-
-
-@pytest.fixture
-def collector(clock: FakeClock) -> MetricsCollector:
-    """A collector on a fake clock (standing still: every event is in the window)."""
-    return MetricsCollector(clock=clock)
+from .helpers import calls, issues
 
 
 def shed(c: MetricsCollector, n: int, fallback: str | None = None) -> None:

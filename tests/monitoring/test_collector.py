@@ -22,12 +22,6 @@ def clock() -> FakeClock:
     return FakeClock(start=START)
 
 
-@pytest.fixture
-def collector(clock: FakeClock) -> MetricsCollector:
-    """A collector on the fake clock."""
-    return MetricsCollector(clock=clock)
-
-
 def calls(c: MetricsCollector, n: int, outcome: str = "success", latency: float = 1.0) -> None:
     """Record *n* whole calls of one attempt each on service "svc"."""
     error = None if outcome == "success" else RetryErrorType.SERVER_ERROR

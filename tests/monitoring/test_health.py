@@ -7,19 +7,6 @@ from llm_rate_limiter._errors import RetryErrorType
 from llm_rate_limiter.exceptions import ConfigurationError
 from llm_rate_limiter.monitoring import MetricsCollector
 from llm_rate_limiter.monitoring._health import HealthThresholds, system_health
-from llm_rate_limiter.testing import FakeClock
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    """A fake clock."""
-    return FakeClock()
-
-
-@pytest.fixture
-def collector(clock: FakeClock) -> MetricsCollector:
-    """A collector on the fake clock."""
-    return MetricsCollector(clock=clock)
 
 
 def outcomes(

@@ -3,20 +3,11 @@
 
 from __future__ import annotations
 
-import pytest
-
 from llm_rate_limiter._errors import RetryErrorType
 from llm_rate_limiter.monitoring import MetricsCollector
 from llm_rate_limiter.monitoring._issues import DETECTORS
-from llm_rate_limiter.testing import FakeClock
 
-from .test_detect import calls
-
-
-@pytest.fixture
-def collector() -> MetricsCollector:
-    """A collector on a fake clock."""
-    return MetricsCollector(clock=FakeClock())
+from .helpers import calls
 
 
 class TestCleanRun:

@@ -41,12 +41,6 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def collector(clock: FakeClock) -> MetricsCollector:
-    """A collector on the fake clock."""
-    return MetricsCollector(clock=clock)
-
-
-@pytest.fixture
 def recorder(clock: FakeClock) -> Iterator[Recorder]:
     """A handler on a private logger, removed afterwards."""
     handler = Recorder(clock)

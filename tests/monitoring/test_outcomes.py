@@ -24,12 +24,6 @@ MESSAGES = [{"role": "user", "content": "hello"}]
 OUTCOME_KEYS = ("served_requests", "failed_requests", "shed_requests", "cancelled_requests")
 
 
-@pytest.fixture
-def collector() -> MetricsCollector:
-    """A collector on a fake clock."""
-    return MetricsCollector(clock=FakeClock())
-
-
 def balance(m: dict[str, Any]) -> tuple[int, int]:
     """``(served + failed + shed + cancelled + in_flight, started)`` of a snapshot."""
     return sum(m[k] for k in OUTCOME_KEYS) + m["in_flight"], m["total_requests"]

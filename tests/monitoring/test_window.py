@@ -26,12 +26,6 @@ def clock() -> FakeClock:
     return FakeClock(start=START)
 
 
-@pytest.fixture
-def collector(clock: FakeClock) -> MetricsCollector:
-    """A collector on the fake clock, with the default 60 s window."""
-    return MetricsCollector(clock=clock)
-
-
 def outcomes(c: MetricsCollector, ok: int, failed: int, service: str = "svc") -> None:
     """Record *ok* served and *failed* failed one-attempt calls, now."""
     for outcome, n in (("success", ok), ("failure", failed)):

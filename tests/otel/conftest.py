@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: MIT
-"""The OpenTelemetry SDK's in-memory span exporter and metric reader, and fault servers."""
+"""The OpenTelemetry SDK's in-memory span exporter and metric reader; tests/client's servers."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -12,9 +12,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from llm_rate_limiter.testing import FaultConfig, FaultServer
+from tests.client.conftest import backup, server
 
 from .helpers import Telemetry
+
+__all__ = ["backup", "server", "telemetry"]  # the fault servers are tests/client's
 
 
 @pytest.fixture
@@ -28,15 +30,3 @@ def telemetry() -> Iterator[Telemetry]:
     yield Telemetry(exporter, tracer_provider, reader, meter_provider)
     tracer_provider.shutdown()
     meter_provider.shutdown()
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FaultServer]:
-    async with FaultServer(FaultConfig(seed=1)) as srv:
-        yield srv
-
-
-@pytest.fixture
-async def backup() -> AsyncIterator[FaultServer]:
-    async with FaultServer(FaultConfig(seed=2)) as srv:
-        yield srv

@@ -11,12 +11,14 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader, Metric
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from llm_rate_limiter import AsyncLLMClient, ProviderConfig, RateLimits, RetryPolicy
+from llm_rate_limiter import AsyncLLMClient, ProviderConfig
 from llm_rate_limiter.otel import instrument
 from llm_rate_limiter.otel._instrument import SCOPE
 from llm_rate_limiter.testing import FaultServer
+from tests.client.helpers import MESSAGES
+from tests.client.helpers import provider as client_provider
 
-MESSAGES = [{"role": "user", "content": "Say hello"}]
+__all__ = ["MESSAGES", "Telemetry", "attrs", "client", "events", "provider"]
 
 
 @dataclass
@@ -88,25 +90,9 @@ def events(span: ReadableSpan, name: str) -> list[dict[str, Any]]:
     return [dict(e.attributes or {}) for e in span.events if e.name == name]
 
 
-def provider(
-    server: FaultServer,
-    name: str = "openai",
-    *,
-    key: str = "sk-test-key",
-    limits: RateLimits | None = None,
-    retry: RetryPolicy | None = None,
-    **kwargs: Any,
-) -> ProviderConfig:
-    return ProviderConfig(
-        name=name,
-        base_url=server.base_url,
-        api_key=key,
-        model="mock-gpt",
-        limits=limits,
-        retry=retry or RetryPolicy(max_retries=3, base_delay=0.01, max_delay=0.05),
-        timeout=10.0,
-        **kwargs,
-    )
+def provider(server: FaultServer, name: str = "openai", **kwargs: Any) -> ProviderConfig:
+    """`tests.client.helpers.provider`, named "openai" unless *name* says otherwise."""
+    return client_provider(server, name, **kwargs)
 
 
 def client(*configs: ProviderConfig, **kwargs: Any) -> AsyncLLMClient:

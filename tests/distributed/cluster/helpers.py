@@ -12,12 +12,9 @@ tests that use it fail (they never skip).
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 
@@ -25,6 +22,7 @@ import redis
 from redis.crc import key_slot
 
 from llm_rate_limiter.distributed._keys import key_fingerprint, service_key
+from tests.distributed.redis_server import RedisServer
 
 #: Longest wait for anything the cluster does (start, join, failover), seconds.
 WAIT = 30.0
@@ -58,55 +56,15 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = WAIT) -> N
         time.sleep(0.05)
 
 
-class Node:
-    """One ``redis-server`` of the cluster."""
+class Node(RedisServer):
+    """One ``redis-server`` of the cluster, its ``nodes.conf`` in *directory*."""
 
     def __init__(self, port: int, directory: str, args: list[str]) -> None:
-        self.port = port
-        self.proc: subprocess.Popen[str] | None = None
-        argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
-        argv += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf"]
-        argv += ["--dir", directory, "--save", "", "--appendonly", "no", "--daemonize", "no"]
-        self.argv = argv + args
-
-    def start(self) -> None:
-        """Start it and wait until it accepts connections."""
-        proc = self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, text=True)
-        ready = threading.Event()
-        assert proc.stdout is not None
-        lines = proc.stdout
-        self._reader = threading.Thread(
-            target=lambda: [ready.set() for line in lines if "Ready to accept" in line],
-            daemon=True,
-        )
-        self._reader.start()
-        if not ready.wait(WAIT):
-            self.kill()
-            msg = f"redis-server did not start on port {self.port}"
-            raise RuntimeError(msg)
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None
+        cluster = ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf"]
+        super().__init__(port, args=cluster + args, directory=directory, timeout=WAIT)
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, socket_timeout=5.0, decode_responses=True)
-
-    def kill(self) -> None:
-        """SIGKILL it (its data is gone)."""
-        proc, self.proc = self.proc, None
-        if proc is not None:
-            os.kill(proc.pid, signal.SIGCONT)
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-            self._reader.join(10)
-            assert proc.stdout is not None
-            proc.stdout.close()
-
-    def stall(self, stop: bool = True) -> None:
-        """SIGSTOP it (or SIGCONT it again)."""
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGSTOP if stop else signal.SIGCONT)
 
 
 class Cluster:
